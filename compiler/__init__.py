@@ -1,0 +1,22 @@
+"""gradc: a JIT compiler from plain-NumPy functions to compiled gradient functions."""
+
+from compiler import primitives  # noqa: F401  (fills the op registry)
+from compiler.api import grad, jit, value_and_grad, vjp
+from compiler.interpret import interpret
+from compiler.ir import Graph, verify
+from compiler.trace import TracerError, trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Graph",
+    "TracerError",
+    "__version__",
+    "grad",
+    "interpret",
+    "jit",
+    "trace",
+    "value_and_grad",
+    "verify",
+    "vjp",
+]

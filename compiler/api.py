@@ -1,0 +1,413 @@
+"""The public API: grad, value_and_grad, vjp, jit.
+
+Each transformed function specialises on the signature of its arguments (pytree structure,
+shapes, dtypes, static values): the first call with a new signature traces and compiles;
+later calls go straight to the compiled code. Called on traced values (inside another
+transformation), a transformation is inlined into the enclosing trace instead, which is what
+makes `grad(grad(f))` work.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import optree
+
+from compiler.autodiff import split_joint, vjp_graph
+from compiler.ir.graph import copy_into
+from compiler.pipeline import lower, optimize
+from compiler.trace import ARRAY, FLOAT, STATIC, Tracer, flatten, trace_tree
+from compiler.trace.creation import active_contexts
+from compiler.trace.entry import leaf_kind
+
+_ENV_DISABLED = tuple(p for p in os.environ.get("GRADC_DISABLE_PASSES", "").split(",") if p)
+
+
+def default_backend() -> str:
+    return os.environ.get("GRADC_BACKEND", "numba")
+
+
+def _leaf_key(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return (x.shape, x.dtype.char)
+    if type(x) is float:
+        return "f"
+    if isinstance(x, np.generic):
+        return ("g", x.dtype.char)
+    if isinstance(x, Tracer):
+        return ("t", x.shape, x.dtype.char)
+    try:
+        hash(x)
+    except TypeError:
+        raise TypeError(
+            f"gradc cannot use an argument of type {type(x).__name__} (not an "
+            "array, scalar or hashable static value)"
+        ) from None
+    return ("s", type(x), x)
+
+
+def _arg_names(fun: Callable, n: int) -> list[str]:
+    try:
+        params = list(inspect.signature(fun).parameters)
+    except (TypeError, ValueError):
+        params = []
+    return [params[i] if i < len(params) else f"#{i}" for i in range(n)]
+
+
+class _Spec:
+    """What one signature compiled to, and how to assemble results from flat outputs."""
+
+    __slots__ = (
+        "fn",
+        "dyn",
+        "n_out",
+        "out_tree",
+        "grad_trees",
+        "grad_kinds",
+        "single",
+        "graphs",
+        "bwd",
+        "n_res",
+        "ct_tree",
+    )
+
+
+class _Transform:
+    def __init__(
+        self,
+        fun: Callable,
+        mode: str,
+        argnums: int | Sequence[int] = 0,
+        has_aux: bool = False,
+        backend: str | None = None,
+        disable: Sequence[str] = (),
+    ) -> None:
+        if not callable(fun):
+            raise TypeError(f"{mode} expects a callable, got {type(fun).__name__}")
+        self.fun = fun
+        self.mode = mode
+        self.single = isinstance(argnums, (int, np.integer))
+        self.argnums = (int(argnums),) if self.single else tuple(int(a) for a in argnums)
+        self.has_aux = has_aux
+        self.backend = backend or default_backend()
+        self.disable = tuple(disable) + _ENV_DISABLED
+        self._cache: dict[Any, _Spec] = {}
+        self._lock = threading.Lock()
+        functools.update_wrapper(self, fun, updated=())
+
+    # -- the call fast path -------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
+        try:
+            key = (tree, tuple([_leaf_key(x) for x in leaves]))
+            spec = self._cache.get(key)
+        except TypeError:
+            raise
+        if spec is None or active_contexts():
+            if active_contexts():  # inside another trace: become part of it
+                return self._inline(args, kwargs, leaves)
+            with self._lock:
+                spec = self._cache.get(key)
+                if spec is None:
+                    spec = self._compile(args, kwargs, leaves)
+                    self._cache[key] = spec
+        flat = [leaves[i] for i in spec.dyn]
+        outs = spec.fn(*flat)
+        return self._assemble(spec, outs)
+
+    # -- building ---------------------------------------------------------------------------
+    def _checked_fun(self) -> Callable:
+        fun, has_aux, mode = self.fun, self.has_aux, self.mode
+
+        def wrapped(*a: Any, **k: Any) -> Any:
+            out = fun(*a, **k)
+            if has_aux and not (isinstance(out, (tuple, list)) and len(out) == 2):
+                raise TypeError(
+                    f"{mode}(has_aux=True) needs the function to return a pair "
+                    f"(output, aux); it returned {_describe(out)}"
+                )
+            return out
+
+        return wrapped
+
+    def _wrt(self, args: tuple, kinds: list[str]) -> list[int]:
+        """Leaf positions (among all leaves) of the differentiated arguments, checked."""
+        names = _arg_names(self.fun, len(args))
+        for a in self.argnums:
+            if not -len(args) <= a < len(args):
+                raise ValueError(
+                    f"{self.mode}: argnums={a} is out of range for a function "
+                    f"called with {len(args)} positional arguments"
+                )
+        starts, pos = [], 0
+        for a in args:
+            starts.append(pos)
+            pos += optree.tree_flatten(a, none_is_leaf=False)[1].num_leaves
+        out = []
+        for a in self.argnums:
+            a %= len(args)
+            sub, _ = optree.tree_flatten(args[a], none_is_leaf=False)
+            for j, leaf in enumerate(sub):
+                i = starts[a] + j
+                kind = kinds[i]
+                dt = getattr(leaf, "dtype", None)
+                if (
+                    kind == STATIC
+                    or (dt is not None and np.dtype(dt).kind != "f")
+                    or (dt is not None and np.dtype(dt) == np.float16)
+                ):
+                    what = (
+                        f"dtype {np.dtype(dt)}" if dt is not None else f"type {type(leaf).__name__}"
+                    )
+                    raise TypeError(
+                        f"{self.mode}: argument {names[a]!r} (argnums={a}) has {what}; "
+                        "gradients need float32/float64 arrays or Python floats"
+                    )
+                out.append(i)
+        return out
+
+    def _trace(self, args: tuple, kwargs: dict):
+        tr = trace_tree(self._checked_fun(), args, kwargs)
+        dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
+        return tr, dyn
+
+    def _value_leaf_check(self, tr) -> int:
+        """Number of leaves of the primal output part; checks it is a float scalar."""
+        g = tr.graph
+        n_val = 1
+        if self.has_aux:
+            val_tree = optree.tree_structure(
+                optree.tree_unflatten(tr.out_tree, list(range(tr.out_tree.num_leaves)))[0],
+                none_is_leaf=False,
+            )
+            n_val = val_tree.num_leaves
+        v = g.outputs[0] if g.outputs else None
+        if n_val != 1 or v is None or v.shape != () or not v.type.is_float:
+            shape = (
+                "a pytree"
+                if n_val != 1
+                else (f"shape {v.shape} dtype {v.dtype}" if v is not None else "nothing")
+            )
+            raise TypeError(
+                f"{self.mode} needs a function returning a float scalar; it "
+                f"returned {shape}. For non-scalar outputs use "
+                "compiler.vjp (or sum the output)"
+            )
+        return n_val
+
+    def _compile(self, args: tuple, kwargs: dict, leaves: list) -> _Spec:
+        tr, dyn = self._trace(args, kwargs)
+        if tr.captured:
+            raise RuntimeError("internal: captured values outside a trace")
+        spec = _Spec()
+        spec.dyn = dyn
+        spec.out_tree = tr.out_tree
+        spec.n_out = len(tr.graph.outputs)
+        spec.single = self.single
+        if self.mode == "jit":
+            graph = optimize(tr.graph, self.disable)
+            spec.graphs = {"traced": tr.graph, "passes": graph}
+            spec.fn = lower(graph, self.backend, "jit")
+            return spec
+        wrt_leaves = self._wrt(args, tr.kinds)
+        wrt_inputs = [dyn.index(i) for i in wrt_leaves]
+        spec.grad_trees, spec.grad_kinds = self._grad_layout(args, wrt_leaves, tr.kinds, leaves)
+        if self.mode == "vjp":
+            return self._compile_vjp(tr, spec, wrt_inputs)
+        self._value_leaf_check(tr)
+        joint = vjp_graph(tr.graph, wrt_inputs, seeds="ones", ct_outputs=(0,))
+        graph = optimize(joint, self.disable)
+        spec.graphs = {"traced": tr.graph, "grad": joint, "passes": graph}
+        spec.fn = lower(graph, self.backend, "value_and_grad")
+        return spec
+
+    def _compile_vjp(self, tr, spec: _Spec, wrt_inputs: list[int]) -> _Spec:
+        g = tr.graph
+        n_in, n_out = len(g.inputs), len(g.outputs)
+        n_primal = n_out
+        if self.has_aux:
+            first = optree.tree_unflatten(tr.out_tree, list(range(n_out)))[0]
+            n_primal = optree.tree_structure(first, none_is_leaf=False).num_leaves
+        ct_outs = tuple(range(n_primal))
+        joint = vjp_graph(g, wrt_inputs, seeds="input", ct_outputs=ct_outs)
+        split = split_joint(joint, n_in, n_out)
+        fwd = optimize(split.forward, self.disable)
+        bwd = optimize(split.backward, self.disable)
+        spec.graphs = {"traced": g, "grad": joint, "forward": fwd, "backward": bwd}
+        spec.fn = lower(fwd, self.backend, "vjp_forward")
+        spec.bwd = lower(bwd, self.backend, "vjp_backward")
+        spec.n_res = split.n_residuals
+        return spec
+
+    def _grad_layout(self, args, wrt_leaves, kinds, leaves):
+        trees, grad_kinds = [], []
+        for a in self.argnums:
+            trees.append(optree.tree_structure(args[a % len(args)], none_is_leaf=False))
+        for i in wrt_leaves:
+            x = leaves[i]
+            grad_kinds.append(
+                "float"
+                if kinds[i] == FLOAT
+                else ("generic" if isinstance(x, np.generic) else "array")
+            )
+        return trees, grad_kinds
+
+    # -- results ------------------------------------------------------------------------------
+    def _grads(self, spec: _Spec, flat: Sequence[Any]) -> Any:
+        leaves = []
+        for g, kind in zip(flat, spec.grad_kinds):
+            if kind == "float":
+                g = float(g) if not isinstance(g, Tracer) else g
+            elif kind == "generic" and not isinstance(g, Tracer):
+                g = np.asarray(g)[()]
+            leaves.append(g)
+        out, pos = [], 0
+        for t in spec.grad_trees:
+            n = t.num_leaves
+            out.append(optree.tree_unflatten(t, leaves[pos : pos + n]))
+            pos += n
+        return out[0] if spec.single else tuple(out)
+
+    def _assemble(self, spec: _Spec, outs: Sequence[Any]) -> Any:
+        if self.mode == "jit":
+            return optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in outs])
+        if self.mode == "vjp":
+            return self._vjp_result(spec, outs)
+        primal = optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in outs[: spec.n_out]])
+        grads = self._grads(spec, outs[spec.n_out :])
+        if self.mode == "grad":
+            return (grads, primal[1]) if self.has_aux else grads
+        return (primal, grads)
+
+    def _vjp_result(self, spec: _Spec, outs: Sequence[Any]) -> Any:
+        primal_flat = list(outs[: spec.n_out])
+        residuals = list(outs[spec.n_out :])
+        primal = optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in primal_flat])
+        out_part = primal[0] if self.has_aux else primal
+        ct_tree = optree.tree_structure(out_part, none_is_leaf=False)
+        ct_types = [(np.shape(o), np.asarray(o).dtype) for o in primal_flat[: ct_tree.num_leaves]]
+        transform = self
+
+        def pullback(ct: Any) -> tuple:
+            ct_leaves, tree = optree.tree_flatten(ct, none_is_leaf=False)
+            if tree != ct_tree:
+                raise TypeError(
+                    f"vjp pullback: the cotangent must have the output's "
+                    f"structure {ct_tree}, got {tree}"
+                )
+            flat = []
+            for c, (shape, dt) in zip(ct_leaves, ct_types):
+                c = c if isinstance(c, Tracer) else np.asarray(c)
+                if c.shape != shape:
+                    raise ValueError(
+                        f"vjp pullback: cotangent shaped {c.shape} for an output shaped {shape}"
+                    )
+                flat.append(c if isinstance(c, Tracer) else c.astype(dt, copy=False))
+            grads = spec.bwd(*residuals, *flat)
+            g = transform._grads(spec, grads)
+            return (g,) if spec.single else g
+
+        return (primal[0], pullback, primal[1]) if self.has_aux else (out_part, pullback)
+
+    # -- inside another trace ------------------------------------------------------------------
+    def _inline(self, args: tuple, kwargs: dict, leaves: list) -> Any:
+        if self.mode == "jit":
+            return self.fun(*args, **kwargs)
+        ctx = active_contexts()[-1] if active_contexts() else None
+        tr, dyn = self._trace(args, kwargs)
+        if ctx is None:
+            raise RuntimeError("internal: traced arguments outside a trace")
+        spec = _Spec()
+        spec.dyn, spec.out_tree, spec.n_out, spec.single = (
+            dyn,
+            tr.out_tree,
+            len(tr.graph.outputs),
+            self.single,
+        )
+        wrt_leaves = self._wrt(args, tr.kinds)
+        spec.grad_trees, spec.grad_kinds = self._grad_layout(args, wrt_leaves, tr.kinds, leaves)
+        wrt_inputs = [dyn.index(i) for i in wrt_leaves]
+        if self.mode == "vjp":
+            raise NotImplementedError("vjp inside another transformation is not supported yet")
+        self._value_leaf_check(tr)
+        joint = vjp_graph(tr.graph, wrt_inputs, seeds="ones", ct_outputs=(0,))
+        ins = [ctx.lift(leaves[i]).value for i in dyn] + [ctx.lift(c).value for c in tr.captured]
+        outs = copy_into(ctx.builder, joint, ins)
+        return self._assemble(spec, [Tracer(ctx, v) for v in outs])
+
+    # -- introspection ---------------------------------------------------------------------------
+    def stages(self, *args: Any, **kwargs: Any) -> dict:
+        """The graphs of each stage for these arguments (compiling if needed)."""
+        leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
+        key = (tree, tuple(_leaf_key(x) for x in leaves))
+        if key not in self._cache:
+            self(*args, **kwargs)
+        return self._cache[key].graphs
+
+
+def _scalarize(x: Any) -> Any:
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        return x[()]
+    return x
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, (tuple, list)):
+        return f"a {type(x).__name__} of length {len(x)}"
+    if isinstance(x, Tracer):
+        return f"an array {x.type}"
+    return f"a {type(x).__name__}"
+
+
+def _make(mode: str):
+    def transform(
+        fun: Callable | None = None,
+        argnums: int | Sequence[int] = 0,
+        *,
+        has_aux: bool = False,
+        backend: str | None = None,
+        disable: Sequence[str] = (),
+    ) -> Any:
+        if fun is None:
+            return lambda f: _Transform(f, mode, argnums, has_aux, backend, disable)
+        return _Transform(fun, mode, argnums, has_aux, backend, disable)
+
+    transform.__name__ = mode
+    return transform
+
+
+grad = _make("grad")
+grad.__doc__ = "`grad(f)(*args)`: the gradient of scalar f w.r.t. `argnums`, compiled."
+value_and_grad = _make("value_and_grad")
+value_and_grad.__doc__ = "`value_and_grad(f)(*args)` -> (value, grads); JAX's conventions."
+
+
+def jit(
+    fun: Callable | None = None, *, backend: str | None = None, disable: Sequence[str] = ()
+) -> Any:
+    """Compile the forward computation alone through the same pipeline."""
+    if fun is None:
+        return lambda f: _Transform(f, "jit", 0, False, backend, disable)
+    return _Transform(fun, "jit", 0, False, backend, disable)
+
+
+def vjp(
+    fun: Callable,
+    *primals: Any,
+    has_aux: bool = False,
+    backend: str | None = None,
+    disable: Sequence[str] = (),
+) -> Any:
+    """`out, pullback = vjp(f, *primals)`; `pullback(ct)` returns a tuple of gradients, one
+    per primal (JAX's convention)."""
+    t = _Transform(fun, "vjp", tuple(range(len(primals))), has_aux, backend, disable)
+    return t(*primals)
+
+
+__all__ = ["grad", "jit", "value_and_grad", "vjp", "ARRAY", "flatten", "leaf_kind"]

@@ -1,0 +1,49 @@
+"""`verify(graph)`: SSA order, single definition, and types that agree with shape rules."""
+
+from __future__ import annotations
+
+from compiler.ir.graph import SHAPE_RULES, Graph, ShapeError, Value
+
+
+class VerifyError(AssertionError):
+    """The graph breaks an IR invariant."""
+
+
+def verify(graph: Graph) -> Graph:
+    """Check the invariants every pass must keep; return the graph so calls can chain."""
+    defined: set[Value] = set()
+    for v in graph.inputs:
+        if v in defined:
+            raise VerifyError(f"input {v} listed twice")
+        defined.add(v)
+    for i, n in enumerate(graph.nodes):
+        for v in n.inputs:
+            if v not in defined:
+                raise VerifyError(f"node {i} ({n.op}) uses a value before it is defined")
+        rule = SHAPE_RULES.get(n.op)
+        if rule is not None and len(n.outputs) == 1:
+            try:
+                expect = rule([v.type for v in n.inputs], **n.attrs)
+            except ShapeError as exc:
+                raise VerifyError(f"node {i} ({n.op}): {exc}") from None
+            if expect != n.out.type:
+                raise VerifyError(
+                    f"node {i} ({n.op}): output typed {n.out.type}, shape rule says {expect}"
+                )
+        elif rule is None and n.op != "fused":
+            raise VerifyError(f"node {i}: unknown op {n.op!r}")
+        if n.op == "fused":
+            body = n.attrs["body"]
+            verify(body)
+            if [v.type for v in body.outputs] != [v.type for v in n.outputs]:
+                raise VerifyError(f"node {i} (fused): body outputs do not match node outputs")
+            if [v.type for v in body.inputs] != [v.type for v in n.inputs]:
+                raise VerifyError(f"node {i} (fused): body inputs do not match node inputs")
+        for v in n.outputs:
+            if v in defined:
+                raise VerifyError(f"node {i} ({n.op}) redefines a value (not SSA)")
+            defined.add(v)
+    for v in graph.outputs:
+        if v not in defined:
+            raise VerifyError("a graph output is never defined")
+    return graph

@@ -1,0 +1,124 @@
+"""The primitive registry: one OpDef record per op, holding everything about it.
+
+Rules (vjp, jvp) are written in plain NumPy syntax: on ndarrays they compute numbers,
+on tracers they emit graph nodes. Ops without a NumPy spelling are reached through
+`bind(name, *args, **attrs)`, which does the same dispatch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from compiler.ir.graph import SHAPE_RULES, ShapeError
+from compiler.ir.types import TensorType
+
+
+class Kind(enum.Enum):
+    ELEMENTWISE = "elementwise"
+    REDUCE = "reduce"
+    SHAPE = "shape"  # reshape/transpose/broadcast/slice: views where the layout allows
+    INDEX = "index"  # gather, scatter, set_slice, concatenate
+    LINALG = "linalg"
+    CONST = "const"
+
+
+class Cost(enum.Enum):
+    FREE = 0  # views, constants
+    CHEAP = 1  # arithmetic: recompute rather than store
+    TRANSCENDENTAL = 2  # exp/log/tanh...: recompute only when it saves a stored array
+    EXPENSIVE = 3  # matmul, reductions: always store
+
+
+@dataclass(frozen=True)
+class ScalarExpr:
+    """Numba template of an elementwise op: `{0}`, `{1}` are operand expressions and
+    `{T}` the kernel's dtype constructor (`np.float64`), so literals stay in dtype."""
+
+    template: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Inputs (arrays) and attributes for one generic-test case of an op."""
+
+    args: tuple[np.ndarray, ...]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    shape_rule: Callable[..., TensorType]
+    impl: Callable[..., np.ndarray]
+    kind: Kind
+    vjp: Callable[..., tuple] | None = None  # vjp(ct, *inputs, out=, **attrs) -> per-input ct
+    jvp: Callable[..., Any] | None = None  # jvp(tangents, *inputs, out=, **attrs) -> tangent
+    codegen: ScalarExpr | str | None = None  # ScalarExpr for elementwise; a kernel name else
+    cost: Cost = Cost.CHEAP
+    samples: Callable[[np.random.Generator], list[Sample]] | None = None
+    differentiable: bool = True  # False: comparisons, masks, sign...: zero gradient by design
+    grad_doc: str = ""  # the gradient convention, for the generated op table
+
+    def __post_init__(self) -> None:
+        if self.differentiable and (self.vjp is None or self.jvp is None):
+            raise TypeError(f"op {self.name}: a differentiable op needs vjp and jvp rules")
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    """Add an op record; the name must be new."""
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} registered twice")
+    OPS[op.name] = op
+    SHAPE_RULES[op.name] = op.shape_rule
+    return op
+
+
+# The innermost active trace's bind hook, so that ops without traced operands (a `full`
+# of zeros inside a VJP rule) become nodes instead of materialised arrays.
+_ACTIVE = threading.local()
+
+
+@contextlib.contextmanager
+def active_trace(hook: Callable[[str, tuple, dict], Any]):
+    """Make `hook` receive `bind` calls that have no traced operand (used by tracers)."""
+    stack = _ACTIVE.__dict__.setdefault("stack", [])
+    stack.append(hook)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+def bind(name: str, *args: Any, **attrs: Any) -> Any:
+    """Apply op `name`: emit a node if any argument is traced, else run the reference impl."""
+    for a in args:
+        hook = getattr(a, "_gradc_bind", None)
+        if hook is not None:
+            return hook(name, args, attrs)
+    stack = getattr(_ACTIVE, "stack", None)
+    if stack:
+        return stack[-1](name, args, attrs)
+    return OPS[name].impl(*[np.asarray(a) for a in args], **attrs)
+
+
+def fail(op: str, msg: str, *types: TensorType) -> ShapeError:
+    """A shape error that names the op and the operand types."""
+    ts = " with ".join(str(t) for t in types)
+    return ShapeError(f"{op}: {msg}" + (f" ({ts})" if ts else ""))
+
+
+def broadcast_shapes(op: str, types: Sequence[TensorType]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(*[t.shape for t in types]))
+    except ValueError:
+        raise fail(op, "cannot broadcast", *types) from None

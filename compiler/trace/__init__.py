@@ -1,0 +1,18 @@
+"""The tracer: plain NumPy code in, IR graph out."""
+
+from compiler.trace import methods  # noqa: F401  (installs operators on Tracer)
+from compiler.trace.entry import ARRAY, FLOAT, STATIC, Traced, flatten, trace, trace_tree
+from compiler.trace.tracer import TraceContext, Tracer, TracerError
+
+__all__ = [
+    "ARRAY",
+    "FLOAT",
+    "STATIC",
+    "TraceContext",
+    "Traced",
+    "Tracer",
+    "TracerError",
+    "flatten",
+    "trace",
+    "trace_tree",
+]

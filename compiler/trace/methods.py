@@ -1,0 +1,128 @@
+"""Python operators and ndarray methods on Tracer, installed onto the class at import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from compiler.trace import indexing, ops
+from compiler.trace.numpy_api import FUNCTIONS, apply_ufunc, unsupported
+from compiler.trace.tracer import Tracer
+
+
+def _binary(ufunc, reflected=False):
+    def method(self, other):
+        if isinstance(other, (str, dict, set)) or other is None:
+            return NotImplemented
+        return apply_ufunc(ufunc, other, self) if reflected else apply_ufunc(ufunc, self, other)
+
+    return method
+
+
+def _inplace(ufunc):
+    def method(self, other):
+        result = apply_ufunc(ufunc, self, other)
+        if np.result_type(result.dtype, self.dtype) != self.dtype and not (
+            result.dtype.kind == self.dtype.kind
+        ):
+            raise TypeError(
+                f"Cannot cast ufunc '{ufunc.__name__}' output from "
+                f"{result.dtype} to {self.dtype} with casting rule 'same_kind'"
+            )
+        return self._assign(result)
+
+    return method
+
+
+def _unsupported_op(name):
+    def method(self, *a):
+        raise unsupported(f"the {name} operator")
+
+    return method
+
+
+_BINARY = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "truediv": np.divide,
+    "pow": np.power,
+    "matmul": np.matmul,
+}
+for _n, _u in _BINARY.items():
+    setattr(Tracer, f"__{_n}__", _binary(_u))
+    setattr(Tracer, f"__r{_n}__", _binary(_u, reflected=True))
+    setattr(Tracer, f"__i{_n}__", _inplace(_u))
+for _n in ("floordiv", "mod", "divmod", "lshift", "rshift", "xor"):
+    setattr(Tracer, f"__{_n}__", _unsupported_op(_n))
+    setattr(Tracer, f"__r{_n}__", _unsupported_op(_n))
+
+Tracer.__lt__ = _binary(np.less)
+Tracer.__le__ = _binary(np.less_equal)
+Tracer.__gt__ = _binary(np.greater)
+Tracer.__ge__ = _binary(np.greater_equal)
+Tracer.__eq__ = _binary(np.equal)
+Tracer.__ne__ = _binary(np.not_equal)
+Tracer.__and__ = _binary(np.logical_and)
+Tracer.__rand__ = _binary(np.logical_and, True)
+Tracer.__or__ = _binary(np.logical_or)
+Tracer.__ror__ = _binary(np.logical_or, True)
+Tracer.__neg__ = lambda self: apply_ufunc(np.negative, self)
+Tracer.__pos__ = lambda self: ops.identity_view(self)
+Tracer.__abs__ = lambda self: apply_ufunc(np.absolute, self)
+
+
+def _invert(self):
+    if self.dtype != np.bool_:
+        raise unsupported("~ on a non-boolean array")
+    return apply_ufunc(np.logical_not, self)
+
+
+Tracer.__invert__ = _invert
+Tracer.__getitem__ = lambda self, key: indexing.getitem(self, key)
+Tracer.__setitem__ = lambda self, key, v: indexing.setitem(self, key, v)
+
+
+def _method(func):
+    handler = FUNCTIONS[func]
+
+    def method(self, *args: Any, **kwargs: Any):
+        return handler(self._ctx, self, *args, **kwargs)
+
+    return method
+
+
+for _name, _func in [
+    ("sum", np.sum),
+    ("mean", np.mean),
+    ("max", np.max),
+    ("min", np.min),
+    ("swapaxes", np.swapaxes),
+    ("squeeze", np.squeeze),
+    ("ravel", np.ravel),
+    ("clip", np.clip),
+    ("dot", np.dot),
+    ("copy", np.copy),
+    ("take", np.take),
+]:
+    setattr(Tracer, _name, _method(_func))
+
+Tracer.astype = lambda self, dtype, *a, **k: FUNCTIONS[np.astype](self._ctx, self, dtype)
+Tracer.flatten = lambda self, order="C": ops.Tracer(self._ctx, ops.reshape(self, (-1,)).value)
+
+
+def _reshape_method(self, *shape, order="C"):
+    if order != "C":
+        raise unsupported(f"reshape(order={order!r})")
+    return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+
+def _transpose_method(self, *axes):
+    if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+        axes = axes[0]
+    return ops.transpose(self, tuple(axes) if axes else None)
+
+
+Tracer.reshape = _reshape_method
+Tracer.transpose = _transpose_method

@@ -1,0 +1,258 @@
+"""NumPy's protocols on tracers: ufuncs, `np.*` functions, operators and array methods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from compiler.trace import indexing, ops
+from compiler.trace.tracer import TraceContext, Tracer, TracerError, user_location
+
+UFUNCS: dict[np.ufunc, str] = {
+    np.add: "add",
+    np.subtract: "subtract",
+    np.multiply: "multiply",
+    np.divide: "divide",
+    np.power: "power",
+    np.negative: "negative",
+    np.exp: "exp",
+    np.log: "log",
+    np.log1p: "log1p",
+    np.expm1: "expm1",
+    np.tanh: "tanh",
+    np.sin: "sin",
+    np.cos: "cos",
+    np.sqrt: "sqrt",
+    np.square: "square",
+    np.absolute: "abs",
+    np.sign: "sign",
+    np.maximum: "maximum",
+    np.minimum: "minimum",
+    np.logaddexp: "logaddexp",
+    np.less: "less",
+    np.less_equal: "less_equal",
+    np.greater: "greater",
+    np.greater_equal: "greater_equal",
+    np.equal: "equal",
+    np.not_equal: "not_equal",
+    np.logical_and: "logical_and",
+    np.logical_or: "logical_or",
+    np.logical_not: "logical_not",
+}
+
+
+def unsupported(name: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"{name} is not supported by gradc (at {user_location()}); "
+        "see docs/ops.md for the supported operations"
+    )
+
+
+def _fn_name(func: Any) -> str:
+    mod = getattr(func, "__module__", "numpy") or "numpy"
+    mod = mod.replace("numpy._core.", "numpy.").replace("numpy.core.", "numpy.")
+    if (
+        mod.startswith("numpy.")
+        and mod.count(".") == 1
+        and mod not in ("numpy.linalg", "numpy.fft", "numpy.random")
+    ):
+        mod = "numpy"
+    return f"{mod.replace('numpy', 'np', 1)}.{func.__name__}"
+
+
+def apply_ufunc(ufunc: np.ufunc, *args: Any) -> Tracer:
+    if ufunc is np.matmul:
+        return ops.matmul(*args)
+    if ufunc is np.positive:
+        return ops.context_of(*args).lift(args[0])
+    if ufunc is np.reciprocal:
+        return ops.elementwise("divide", np.divide, 1.0, args[0])
+    name = UFUNCS.get(ufunc)
+    if name is None:
+        raise unsupported(f"np.{ufunc.__name__}")
+    if name == "power" and not isinstance(args[1], Tracer) and np.ndim(args[1]) == 0:
+        if float(args[1]) == 2.0:  # x**2 is exactly x*x
+            return ops.elementwise("square", np.square, args[0])
+    return ops.elementwise(name, ufunc, *args)
+
+
+def handle_ufunc(
+    ctx: TraceContext, ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict
+) -> Any:
+    if method == "at" and ufunc is np.add:
+        x, idx, v = inputs
+        if not isinstance(x, Tracer):
+            raise TracerError("np.add.at into a plain array cannot take traced values")
+        indexing.add_at(x, idx, v)
+        return None
+    if method != "__call__":
+        raise unsupported(f"np.{ufunc.__name__}.{method}")
+    out = kwargs.pop("out", None)
+    dtype = kwargs.pop("dtype", None)
+    for k in ("casting", "order", "subok"):
+        kwargs.pop(k, None)
+    if kwargs.get("where", True) is not True:
+        raise unsupported(f"np.{ufunc.__name__}(where=...)")
+    kwargs.pop("where", None)
+    if kwargs:
+        raise unsupported(f"np.{ufunc.__name__} with {sorted(kwargs)}")
+    if dtype is not None:
+        inputs = tuple(ops.cast_to(ctx.lift(a), dtype) for a in inputs)
+    result = apply_ufunc(ufunc, *inputs)
+    if out is not None:
+        target = out[0] if isinstance(out, tuple) else out
+        if not isinstance(target, Tracer):
+            raise TracerError(
+                f"np.{ufunc.__name__}(..., out=...) writes a traced result into "
+                "a plain ndarray; create it inside the function (np.zeros) or "
+                "drop out="
+            )
+        target._assign(result)
+        return target
+    return result
+
+
+# -- np.* functions -------------------------------------------------------------------------
+
+
+def _zeros_like(ctx, a, dtype=None, fill=0.0, **kw):
+    a = ctx.lift(a)
+    return ops.full(ctx, a.shape, fill, dtype or a.dtype)
+
+
+def _dot(ctx, a, b, out=None):
+    if out is not None:
+        raise unsupported("np.dot(out=...)")
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return ops.elementwise("multiply", np.multiply, a, b)
+    if np.ndim(a) > 2 or np.ndim(b) > 2:
+        raise unsupported("np.dot of arrays with more than 2 dimensions (use np.matmul / @)")
+    return ops.matmul(a, b, op="dot")
+
+
+def _reduce_fn(op):
+    def fn(ctx, a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        if out is not None:
+            raise unsupported(f"np.{op}(out=...)")
+        if kw.get("where", True) is not True or kw.get("initial") is not None:
+            raise unsupported(f"np.{op} with where= or initial=")
+        if op == "mean":
+            return ops.mean(a, axis, keepdims, dtype)
+        return ops.reduce(op, a, axis, keepdims, dtype)
+
+    return fn
+
+
+def _reshape(ctx, a, *shape, newshape=None, shape_kw=None, order="C", **kw):
+    if order not in ("C", None):
+        raise unsupported(f"reshape(order={order!r})")
+    s = kw.get("shape", newshape)
+    if s is None:
+        s = shape[0] if len(shape) == 1 else shape
+    return ops.reshape(ctx.lift(a), s)
+
+
+def _copy(ctx, a, *args, **kw):
+    a = ctx.lift(a)
+    return Tracer(ctx, a.value, weak=a.weak)
+
+
+def _astype(ctx, a, dtype, **kw):
+    a = ctx.lift(a)
+    out = ops.cast_to(a, dtype)
+    return Tracer(ctx, out.value)
+
+
+def _stack_like(fn):
+    def handler(ctx, arrays, axis=0, **kw):
+        return fn(list(arrays), axis)
+
+    return handler
+
+
+def _vstack(ctx, tup, **kw):
+    items = [ctx.lift(t) for t in tup]
+    items = [ops.reshape(t, (1, -1)) if t.ndim < 2 else t for t in items]
+    return ops.concatenate(items, 0)
+
+
+def _hstack(ctx, tup, **kw):
+    items = [ctx.lift(t) for t in tup]
+    return ops.concatenate(items, 0 if items[0].ndim == 1 else 1)
+
+
+def _where(ctx, cond, x=None, y=None):
+    if x is None or y is None:
+        raise unsupported("np.where(cond) with one argument (data-dependent shape)")
+    return ops.where(cond, x, y)
+
+
+def _take(ctx, a, indices, axis=None, out=None, mode="raise"):
+    a = ctx.lift(a)
+    if axis is None:
+        a, axis = ops.reshape(a, (-1,)), 0
+    key = [slice(None)] * a.ndim
+    key[ops.normalize_axis(axis, a.ndim, "take")] = indices
+    return indexing.getitem(a, tuple(key))
+
+
+FUNCTIONS: dict[Any, Any] = {
+    np.sum: _reduce_fn("sum"),
+    np.mean: _reduce_fn("mean"),
+    np.max: _reduce_fn("max"),
+    np.min: _reduce_fn("min"),
+    np.amax: _reduce_fn("max"),
+    np.amin: _reduce_fn("min"),
+    np.reshape: _reshape,
+    np.transpose: lambda ctx, a, axes=None: ops.transpose(ctx.lift(a), axes),
+    np.swapaxes: lambda ctx, a, axis1, axis2: ops.swapaxes(ctx.lift(a), axis1, axis2),
+    np.expand_dims: lambda ctx, a, axis: ops.expand_dims(ctx.lift(a), axis),
+    np.squeeze: lambda ctx, a, axis=None: ops.squeeze(ctx.lift(a), axis),
+    np.broadcast_to: lambda ctx, array, shape, subok=False: ops.broadcast_to(
+        ctx.lift(array), (shape,) if isinstance(shape, int) else shape
+    ),
+    np.ravel: lambda ctx, a, order="C": ops.reshape(ctx.lift(a), (-1,)),
+    np.concatenate: lambda ctx, arrays, axis=0, out=None, **kw: ops.concatenate(list(arrays), axis),
+    np.stack: _stack_like(ops.stack),
+    np.vstack: _vstack,
+    np.hstack: _hstack,
+    np.where: _where,
+    np.clip: lambda ctx, a, a_min=None, a_max=None, out=None, **kw: ops.clip(
+        a, kw.get("min", a_min), kw.get("max", a_max)
+    ),
+    np.dot: _dot,
+    np.zeros_like: _zeros_like,
+    np.ones_like: lambda ctx, a, dtype=None, **kw: _zeros_like(ctx, a, dtype, 1.0),
+    np.empty_like: _zeros_like,
+    np.full_like: lambda ctx, a, fill_value, dtype=None, **kw: _zeros_like(
+        ctx, a, dtype, fill_value
+    ),
+    np.copy: _copy,
+    np.astype: _astype,
+    np.take: _take,
+    np.shape: lambda ctx, a: ctx.lift(a).shape,
+    np.ndim: lambda ctx, a: ctx.lift(a).ndim,
+    np.size: lambda ctx, a, axis=None: (
+        ctx.lift(a).size if axis is None else ctx.lift(a).shape[axis]
+    ),
+    np.result_type: lambda ctx, *a: ops.common_dtype(a),
+}
+
+
+def handle_function(ctx: TraceContext, func: Any, args: tuple, kwargs: dict) -> Any:
+    handler = FUNCTIONS.get(func)
+    if handler is None:
+        raise unsupported(_fn_name(func))
+    inner = ops.find_context(_flat_tracers(args) + _flat_tracers(tuple(kwargs.values())))
+    return handler(inner or ctx, *args, **kwargs)
+
+
+def _flat_tracers(xs: tuple) -> list:
+    out = []
+    for x in xs:
+        if isinstance(x, Tracer):
+            out.append(x)
+        elif isinstance(x, (list, tuple)):
+            out.extend(_flat_tracers(tuple(x)))
+    return out

@@ -1,0 +1,323 @@
+"""Tracer-level op constructors: NumPy's promotion, casting and shape conventions, turned
+into primitive nodes. `numpy_api` maps NumPy calls onto these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from compiler.trace.tracer import TraceContext, Tracer, TracerError, find_context
+
+FLOAT_ONLY = {"exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "sqrt", "logaddexp"}
+
+
+def context_of(*args: Any) -> TraceContext:
+    ctx = find_context(args)
+    if ctx is None:
+        raise TracerError("internal: no traced operand")
+    return ctx
+
+
+def _dummy(x: Any) -> Any:
+    """A stand-in with x's promotion behaviour: Python scalars (weak) stay Python scalars."""
+    if isinstance(x, Tracer):
+        if x.weak:
+            return {"f": 1.0, "i": 1, "u": 1, "b": True}[x.dtype.kind]
+        return np.ones((), dtype=x.dtype)
+    if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
+        return x
+    return np.ones((), dtype=np.asarray(x).dtype)
+
+
+def result_dtype(ufunc: np.ufunc, operands: Sequence[Any]) -> np.dtype:
+    """The dtype NumPy itself gives `ufunc(*operands)` (NEP 50 weak scalars included)."""
+    with np.errstate(all="ignore"):
+        dt = np.asarray(ufunc(*[_dummy(x) for x in operands])).dtype
+    if dt == np.float16 or dt.kind == "c":
+        raise NotImplementedError(
+            f"{ufunc.__name__}: dtype {dt} is not supported by gradc (use float32 or float64)"
+        )
+    return dt
+
+
+def common_dtype(operands: Sequence[Any]) -> np.dtype:
+    dt = np.result_type(*[_dummy(x) for x in operands])
+    if dt == np.float16 or dt.kind == "c":
+        raise NotImplementedError(f"dtype {dt} is not supported by gradc")
+    return dt
+
+
+def emit(
+    ctx: TraceContext, op: str, args: Sequence[Tracer], weak: bool = False, **attrs: Any
+) -> Tracer:
+    return Tracer(ctx, ctx.emit(op, [a.value for a in args], attrs), weak=weak)
+
+
+def cast_to(x: Tracer, dtype: Any, op: str = "astype") -> Tracer:
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    return emit(x._ctx, "astype", [x], weak=x.weak, dtype=dtype)
+
+
+def lift_all(ctx: TraceContext, args: Sequence[Any], dtype: np.dtype) -> list[Tracer]:
+    out = []
+    for a in args:
+        if isinstance(a, Tracer):
+            out.append(cast_to(ctx.lift(a), dtype))
+        else:
+            out.append(ctx.lift(a, dtype=dtype))
+    return out
+
+
+def elementwise(op: str, ufunc: np.ufunc, *args: Any) -> Tracer:
+    """Apply an elementwise primitive with NumPy's promotion: cast operands to the result
+    dtype (or to the common dtype for comparisons) first."""
+    ctx = context_of(*args)
+    out_dt = result_dtype(ufunc, args)
+    in_dt = common_dtype(args) if out_dt == np.bool_ and op not in ("logical_not",) else out_dt
+    if op in ("logical_and", "logical_or", "logical_not"):
+        in_dt = np.dtype(bool)
+    vals = lift_all(ctx, args, in_dt)
+    weak = all(
+        isinstance(a, Tracer) and a.weak or not isinstance(a, (Tracer, np.ndarray, np.generic))
+        for a in args
+    )
+    return emit(ctx, op, vals, weak=weak)
+
+
+def broadcast_to(x: Tracer, shape: Sequence[int]) -> Tracer:
+    shape = tuple(int(d) for d in shape)
+    if x.shape == shape:
+        return x
+    return Tracer(
+        x._ctx,
+        x._ctx.emit("broadcast_to", [x.value], {"shape": shape}),
+        weak=x.weak,
+        base=x,
+        view_fwd=lambda b: broadcast_to(b, shape),
+    )
+
+
+def _view(x: Tracer, op: str, attrs: dict, fwd, bwd) -> Tracer:
+    return Tracer(
+        x._ctx, x._ctx.emit(op, [x.value], attrs), weak=x.weak, base=x, view_fwd=fwd, view_bwd=bwd
+    )
+
+
+def identity_view(x: Tracer) -> Tracer:
+    """A view with x's shape (`x.reshape(x.shape)`, `x[...]`): shares writes with x."""
+    return Tracer(
+        x._ctx, x.value, weak=x.weak, base=x, view_fwd=lambda b: b, view_bwd=lambda b, v: v
+    )
+
+
+def reshape(x: Tracer, shape: Any) -> Tracer:
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = list(int(d) for d in shape)
+    if shape.count(-1) > 1:
+        raise ValueError("reshape: can only specify one unknown dimension")
+    if -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+        if known == 0 or x.size % known:
+            raise ValueError(f"reshape: cannot reshape array of size {x.size} into {shape}")
+        shape[shape.index(-1)] = x.size // known
+    shape_t = tuple(shape)
+    if shape_t == x.shape:
+        return identity_view(x)
+    old = x.shape
+    return _view(
+        x,
+        "reshape",
+        {"shape": shape_t},
+        lambda b: reshape(b, shape_t),
+        lambda b, v: reshape(v, old),
+    )
+
+
+def normalize_axis(axis: int, ndim: int, op: str) -> int:
+    a = int(axis)
+    if not -ndim <= a < max(ndim, 1):
+        raise np.exceptions.AxisError(
+            f"{op}: axis {axis} is out of bounds for array of dimension {ndim}"
+        )
+    return a % max(ndim, 1)
+
+
+def normalize_axes(axis: Any, ndim: int, op: str) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    out = tuple(sorted(normalize_axis(a, ndim, op) for a in axis))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: duplicate value in 'axis'")
+    return out
+
+
+def transpose(x: Tracer, axes: Any) -> Tracer:
+    if axes is None or axes == ():
+        axes = tuple(reversed(range(x.ndim)))
+    axes = tuple(normalize_axis(a, x.ndim, "transpose") for a in axes)
+    if axes == tuple(range(x.ndim)):
+        return identity_view(x)
+    inv = [0] * len(axes)
+    for i, a in enumerate(axes):
+        inv[a] = i
+    return _view(
+        x,
+        "transpose",
+        {"axes": axes},
+        lambda b: transpose(b, axes),
+        lambda b, v: transpose(v, tuple(inv)),
+    )
+
+
+def swapaxes(x: Tracer, a1: int, a2: int) -> Tracer:
+    axes = list(range(x.ndim))
+    i, j = normalize_axis(a1, x.ndim, "swapaxes"), normalize_axis(a2, x.ndim, "swapaxes")
+    axes[i], axes[j] = axes[j], axes[i]
+    return transpose(x, tuple(axes))
+
+
+def expand_dims(x: Tracer, axis: Any) -> Tracer:
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    n = x.ndim + len(axes)
+    axes = sorted(normalize_axis(a, n, "expand_dims") for a in axes)
+    shape = list(x.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return reshape(x, shape)
+
+
+def squeeze(x: Tracer, axis: Any = None) -> Tracer:
+    if axis is None:
+        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    else:
+        axes = normalize_axes(axis, x.ndim, "squeeze")
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ValueError(
+                    "squeeze: cannot select an axis to squeeze out which has size not equal to one"
+                )
+    return reshape(x, [d for i, d in enumerate(x.shape) if i not in axes])
+
+
+def reduce(op: str, x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tracer:
+    ctx = context_of(x)
+    x = ctx.lift(x)
+    axes = normalize_axes(axis, x.ndim, op)
+    if op == "sum":
+        dt = np.dtype(dtype) if dtype is not None else np.sum(np.ones((1,), x.dtype)).dtype
+        x = cast_to(x, dt)
+    elif dtype is not None:
+        x = cast_to(x, dtype)
+    return emit(ctx, op, [x], axis=axes, keepdims=bool(keepdims))
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tracer:
+    ctx = context_of(x)
+    x = ctx.lift(x)
+    axes = normalize_axes(axis, x.ndim, "mean")
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    dt = np.dtype(dtype) if dtype is not None else np.mean(np.ones((1,), x.dtype)).dtype
+    s = reduce("sum", cast_to(x, dt), axes, keepdims)
+    return elementwise("divide", np.divide, s, ctx.lift(np.asarray(n, dtype=dt)))
+
+
+def matmul(a: Any, b: Any, op: str = "matmul") -> Tracer:
+    ctx = context_of(a, b)
+    dt = common_dtype([a, b])
+    if dt.kind != "f":
+        raise NotImplementedError(
+            f"{op}: integer or boolean matrix products are not "
+            "supported by gradc (cast to float first)"
+        )
+    a, b = lift_all(ctx, [a, b], dt)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"{op}: operands must not be 0-d (use *)")
+    squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
+    if squeeze_a:
+        a = reshape(a, (1, a.shape[0]))
+    if squeeze_b:
+        b = reshape(b, (b.shape[0], 1))
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"{op}: inner dimensions differ: {a.type} @ {b.type}")
+    if b.ndim == 2 and a.ndim > 2:
+        # (..., m, k) @ (k, n): one BLAS call on the flattened batch
+        lead = a.shape[:-1]
+        out = emit(ctx, "matmul", [reshape(a, (-1, a.shape[-1])), b])
+        out = reshape(out, lead + (b.shape[-1],))
+    else:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a = broadcast_to(a, batch + a.shape[-2:])
+        b = broadcast_to(b, batch + b.shape[-2:])
+        out = emit(ctx, "matmul", [a, b])
+    if squeeze_a or squeeze_b:
+        shape = list(out.shape)
+        if squeeze_b:
+            shape.pop(-1)
+        if squeeze_a:
+            shape.pop(-1 if squeeze_b else -2)
+        out = reshape(out, shape)
+    return Tracer(ctx, out.value)
+
+
+def where(cond: Any, x: Any, y: Any) -> Tracer:
+    ctx = context_of(cond, x, y)
+    c = ctx.lift(cond)
+    if c.dtype != np.bool_:
+        c = elementwise("not_equal", np.not_equal, c, 0)
+    dt = common_dtype([x, y])
+    xv, yv = lift_all(ctx, [x, y], dt)
+    return emit(ctx, "where", [c, xv, yv])
+
+
+def clip(x: Any, lo: Any, hi: Any) -> Tracer:
+    out = x
+    if lo is not None:
+        out = elementwise("maximum", np.maximum, out, lo)
+    if hi is not None:
+        out = elementwise("minimum", np.minimum, out, hi)
+    return out
+
+
+def concatenate(seq: Sequence[Any], axis: int | None = 0) -> Tracer:
+    ctx = context_of(*seq)
+    items = [ctx.lift(s) for s in seq]
+    if axis is None:
+        items = [reshape(s, (-1,)) for s in items]
+        axis = 0
+    dt = common_dtype(seq)
+    items = [cast_to(s, dt) for s in items]
+    if not items:
+        raise ValueError("need at least one array to concatenate")
+    axis = normalize_axis(axis, items[0].ndim, "concatenate")
+    items = [s for s in items if s.shape[axis] != 0] or items[:1]
+    if len(items) == 1:
+        return Tracer(ctx, items[0].value)
+    return emit(ctx, "concatenate", items, axis=axis)
+
+
+def stack(seq: Sequence[Any], axis: int = 0) -> Tracer:
+    ctx = context_of(*seq)
+    items = [ctx.lift(s) for s in seq]
+    shapes = {s.shape for s in items}
+    if len(shapes) != 1:
+        raise ValueError("stack: all input arrays must have the same shape")
+    axis = normalize_axis(axis, items[0].ndim + 1, "stack")
+    return concatenate([expand_dims(s, axis) for s in items], axis)
+
+
+def full(ctx: TraceContext, shape: Any, fill: Any, dtype: Any = None) -> Tracer:
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = tuple(int(d) for d in shape)
+    if isinstance(fill, Tracer):
+        dt = np.dtype(dtype) if dtype is not None else fill.dtype
+        return Tracer(ctx, broadcast_to(cast_to(ctx.lift(fill), dt), shape).value)
+    dt = np.dtype(dtype) if dtype is not None else np.asarray(fill).dtype
+    return emit(ctx, "full", [], shape=shape, dtype=dt, fill=np.asarray(fill, dt).item())

@@ -1,0 +1,260 @@
+"""The Tracer: a NumPy-like box around an IR Value, bound to one trace context.
+
+Tracers are mutable boxes so that in-place NumPy code can be functionalized: `x += y`
+rebinds the box to a new Value. A tracer made by a view op (basic slicing, reshape,
+transpose) remembers its base: writing to it writes back into the base, and reading it
+after the base changed re-derives it, as NumPy's aliasing would.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from compiler.ir.graph import Builder, Const, Value
+from compiler.ir.types import FLOAT_DTYPES, TensorType
+from compiler.primitives import OPS
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_NUMPY_DIR = os.path.dirname(np.__file__)
+
+
+class TracerError(TypeError):
+    """A traced value was used where a concrete value is needed."""
+
+
+def user_location() -> str | None:
+    """`file:line` of the innermost stack frame outside gradc and NumPy."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not (fn.startswith(_PKG_DIR) or fn.startswith(_NUMPY_DIR) or fn.startswith("<frozen")):
+            return f"{fn}:{f.f_lineno}"
+        f = f.f_back
+    return None
+
+
+class TraceContext:
+    """One tracing session: a Builder, plus values captured from enclosing traces."""
+
+    def __init__(self, depth: int = 0) -> None:
+        self.depth = depth  # nesting level: inner traces (grad of grad) are deeper
+        self.builder = Builder()
+        self.loc: str | None = None  # when set, nodes get this location (autodiff rules)
+        self.captured: list[tuple[Tracer, Value]] = []  # (outer tracer, our input Value)
+        self._captured_ids: dict[int, Value] = {}
+
+    def emit(self, op: str, inputs: Sequence[Value], attrs: dict | None = None) -> Value:
+        return self.builder.add(op, inputs, attrs, loc=self.loc or user_location())
+
+    def bind_hook(self, name: str, args: tuple, attrs: dict) -> Tracer:
+        """Receive `registry.bind` calls: lift operands and emit the op."""
+        vals = [self.lift(a).value for a in args]
+        return Tracer(self, self.emit(name, vals, attrs))
+
+    def lift(self, x: Any, dtype: Any = None) -> Tracer:
+        """A tracer for x: ours as is, an outer trace's as a captured input, else a constant."""
+        if isinstance(x, Tracer):
+            if x._ctx is self:
+                return x
+            key = id(x)
+            if key not in self._captured_ids:  # a value from an enclosing trace (closures)
+                v = self.builder.add_input(x.value.type)
+                self._captured_ids[key] = v
+                self.captured.append((x, v))
+            return Tracer(self, self._captured_ids[key], weak=x.weak)
+        if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
+            dt = np.dtype(dtype) if dtype is not None else np.result_type(x)
+            return Tracer(self, self.const(np.asarray(x, dtype=dt)), weak=True)
+        if isinstance(x, (np.ndarray, np.generic, list, tuple)):
+            arr = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
+            if arr.dtype == object:
+                raise TracerError(
+                    "cannot trace a list that mixes traced and plain values; "
+                    "use np.stack on the traced arrays"
+                )
+            return Tracer(self, self.const(arr))
+        raise TracerError(f"gradc cannot use a {type(x).__name__} as an array operand")
+
+    def const(self, arr: np.ndarray) -> Value:
+        if arr.ndim > 0 and arr.size > 1 and np.all(arr == arr.flat[0]) and arr.dtype != object:
+            # a uniform array is stored as a fill, not as data
+            return self.emit(
+                "full", [], {"shape": arr.shape, "dtype": arr.dtype, "fill": arr.flat[0].item()}
+            )
+        return self.emit("const", [], {"value": Const(arr)})
+
+
+class Tracer:
+    """Stands in for an ndarray while a function is traced."""
+
+    __array_priority__ = 1000
+    __hash__ = None  # like ndarray: `==` is elementwise
+
+    def __init__(
+        self,
+        ctx: TraceContext,
+        value: Value,
+        *,
+        weak: bool = False,
+        base: Tracer | None = None,
+        view_fwd: Callable | None = None,
+        view_bwd: Callable | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self._value = value
+        self.weak = weak  # from a Python scalar: promotes like one (NEP 50)
+        self._version = 0
+        self._base = base
+        self._view_fwd = view_fwd  # base tracer -> our value
+        self._view_bwd = view_bwd  # (base tracer, new view tracer) -> new base value
+        self._base_version = base._version if base is not None else 0
+
+    # -- value, views and functional updates --------------------------------------------
+    @property
+    def value(self) -> Value:
+        base = self._base
+        if base is not None:
+            v = base.value  # refreshes chained views
+            if base._version != self._base_version:
+                self._value = self._view_fwd(base).value
+                self._base_version = base._version
+                del v
+        return self._value
+
+    def _assign(self, new: Any) -> Tracer:
+        """In-place update: cast and broadcast `new` to our type, rebind, write back."""
+        from compiler.trace import ops
+
+        new = ops.cast_to(self._ctx.lift(new), self.dtype, op="in-place update")
+        if new.shape != self.shape:
+            new = ops.broadcast_to(new, self.shape)
+        if self._base is not None:
+            if self._view_bwd is None:
+                raise ValueError("assignment destination is read-only (a broadcast view)")
+            self._base._assign(Tracer(self._ctx, self._view_bwd(self._base, new).value))
+            self._base_version = self._base._version
+        self._value = new.value
+        self._version += 1
+        return self
+
+    def _gradc_bind(self, name: str, args: tuple, attrs: dict) -> Tracer:
+        return self._ctx.bind_hook(name, args, attrs)
+
+    # -- ndarray attributes ----------------------------------------------------------------
+    @property
+    def type(self) -> TensorType:
+        return self.value.type
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.type.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.value.type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return self.value.type.size
+
+    @property
+    def T(self) -> Tracer:
+        from compiler.trace import ops
+
+        return ops.transpose(self, None)
+
+    @property
+    def mT(self) -> Tracer:
+        from compiler.trace import ops
+
+        return ops.swapaxes(self, -1, -2)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of unsized object (a 0-d traced array)")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"Tracer({self.type})"
+
+    # -- conversions that need a concrete value -----------------------------------------------
+    def _concrete(self, what: str):
+        raise TracerError(
+            f"{what} needs a concrete value, but this is a traced array {self.type} "
+            f"(at {user_location()}). Python control flow cannot depend on traced values: "
+            "use np.where(cond, a, b), np.maximum/np.minimum or np.clip instead."
+        )
+
+    def __bool__(self):
+        self._concrete("bool(x) (an `if`, `while`, `and`/`or` on an array)")
+
+    def __float__(self):
+        self._concrete("float(x)")
+
+    def __int__(self):
+        self._concrete("int(x)")
+
+    def __index__(self):
+        self._concrete("using a traced array as a Python index")
+
+    def __complex__(self):
+        self._concrete("complex(x)")
+
+    def item(self, *a):
+        self._concrete("x.item()")
+
+    def tolist(self):
+        self._concrete("x.tolist()")
+
+    def __array__(self, dtype=None, copy=None):
+        raise TracerError(
+            f"np.asarray / np.array (or another conversion to a concrete ndarray) was called on "
+            f"a traced array {self.type} (at {user_location()}); NumPy gives gradc no way to "
+            "intercept it. Pass the array through unchanged: it already behaves like an "
+            "ndarray inside the traced function."
+        )
+
+    # -- NumPy protocols ---------------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from compiler.trace.numpy_api import handle_ufunc
+
+        return handle_ufunc(self._ctx, ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from compiler.trace.numpy_api import handle_function
+
+        return handle_function(self._ctx, func, args, kwargs)
+
+
+def is_float_dtype(dt: np.dtype) -> bool:
+    return np.dtype(dt) in FLOAT_DTYPES
+
+
+def find_context(args: Sequence[Any]) -> TraceContext | None:
+    """The innermost (most recently created) trace context among tracer arguments."""
+    ctx = None
+    for a in args:
+        if isinstance(a, Tracer) and (ctx is None or a._ctx is not ctx):
+            if ctx is None or _depth(a._ctx) > _depth(ctx):
+                ctx = a._ctx
+    return ctx
+
+
+def _depth(ctx: TraceContext) -> int:
+    return ctx.depth
+
+
+__all__ = ["OPS", "TraceContext", "Tracer", "TracerError", "find_context", "user_location"]
