@@ -1,17 +1,21 @@
 """gradc: a JIT compiler from plain-NumPy functions to compiled gradient functions."""
 
 from compiler import primitives  # noqa: F401  (fills the op registry)
-from compiler.api import grad, jit, value_and_grad, vjp
+from compiler.logging_setup import configure_from_env
+from compiler.api import checkpoint, grad, jit, value_and_grad, vjp
 from compiler.interpret import interpret
 from compiler.ir import Graph, verify
 from compiler.trace import TracerError, trace
 
 __version__ = "0.1.0"
 
+configure_from_env()
+
 __all__ = [
     "Graph",
     "TracerError",
     "__version__",
+    "checkpoint",
     "grad",
     "interpret",
     "jit",

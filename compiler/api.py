@@ -19,14 +19,16 @@ from typing import Any
 import numpy as np
 import optree
 
-from compiler.autodiff import split_joint, vjp_graph
+from compiler.autodiff import vjp_graph
 from compiler.ir.graph import copy_into
-from compiler.pipeline import lower, optimize
+from compiler.passes import disabled_from_env
+from compiler.pipeline import grad_stages, lower, optimize, vjp_stages
+from compiler.plan import Policy, mark_segment
 from compiler.trace import ARRAY, FLOAT, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
 from compiler.trace.entry import leaf_kind
 
-_ENV_DISABLED = tuple(p for p in os.environ.get("GRADC_DISABLE_PASSES", "").split(",") if p)
+_ENV_DISABLED = disabled_from_env()  # read once, at import
 
 
 def default_backend() -> str:
@@ -87,6 +89,8 @@ class _Transform:
         has_aux: bool = False,
         backend: str | None = None,
         disable: Sequence[str] = (),
+        memory: str | None = None,
+        memory_budget: int | None = None,
     ) -> None:
         if not callable(fun):
             raise TypeError(f"{mode} expects a callable, got {type(fun).__name__}")
@@ -97,6 +101,8 @@ class _Transform:
         self.has_aux = has_aux
         self.backend = backend or default_backend()
         self.disable = tuple(disable) + _ENV_DISABLED
+        Policy(memory=memory, memory_budget=memory_budget)  # validates both options
+        self.memory, self.memory_budget = memory, memory_budget
         self._cache: dict[Any, _Spec] = {}
         self._lock = threading.Lock()
         functools.update_wrapper(self, fun, updated=())
@@ -180,18 +186,20 @@ class _Transform:
     def _value_leaf_check(self, tr) -> int:
         """Number of leaves of the primal output part; checks it is a float scalar."""
         g = tr.graph
-        n_val = 1
+        val_tree = tr.out_tree
         if self.has_aux:
             val_tree = optree.tree_structure(
                 optree.tree_unflatten(tr.out_tree, list(range(tr.out_tree.num_leaves)))[0],
                 none_is_leaf=False,
             )
-            n_val = val_tree.num_leaves
+        n_val = val_tree.num_leaves
         v = g.outputs[0] if g.outputs else None
-        if n_val != 1 or v is None or v.shape != () or not v.type.is_float:
+        # a tuple/list/dict output (even of one scalar) is an error, as in JAX: without
+        # has_aux only the first leaf would be differentiated and the rest dropped
+        if not val_tree.is_leaf() or v is None or v.shape != () or not v.type.is_float:
             shape = (
-                "a pytree"
-                if n_val != 1
+                f"a pytree {val_tree} (use has_aux=True to return extra values)"
+                if not val_tree.is_leaf()
                 else (f"shape {v.shape} dtype {v.dtype}" if v is not None else "nothing")
             )
             raise TypeError(
@@ -222,9 +230,9 @@ class _Transform:
             return self._compile_vjp(tr, spec, wrt_inputs)
         self._value_leaf_check(tr)
         joint = vjp_graph(tr.graph, wrt_inputs, seeds="ones", ct_outputs=(0,))
-        graph = optimize(joint, self.disable)
-        spec.graphs = {"traced": tr.graph, "grad": joint, "passes": graph}
-        spec.fn = lower(graph, self.backend, "value_and_grad")
+        st = grad_stages(joint, self.disable, self.memory, self.memory_budget)
+        spec.graphs = {"traced": tr.graph, **st}
+        spec.fn = lower(st["final"], self.backend, "value_and_grad")
         return spec
 
     def _compile_vjp(self, tr, spec: _Spec, wrt_inputs: list[int]) -> _Spec:
@@ -236,13 +244,11 @@ class _Transform:
             n_primal = optree.tree_structure(first, none_is_leaf=False).num_leaves
         ct_outs = tuple(range(n_primal))
         joint = vjp_graph(g, wrt_inputs, seeds="input", ct_outputs=ct_outs)
-        split = split_joint(joint, n_in, n_out)
-        fwd = optimize(split.forward, self.disable)
-        bwd = optimize(split.backward, self.disable)
-        spec.graphs = {"traced": g, "grad": joint, "forward": fwd, "backward": bwd}
-        spec.fn = lower(fwd, self.backend, "vjp_forward")
-        spec.bwd = lower(bwd, self.backend, "vjp_backward")
-        spec.n_res = split.n_residuals
+        st = vjp_stages(joint, n_in, n_out, self.disable)
+        spec.graphs = {"traced": g, **st}
+        spec.fn = lower(st["forward"], self.backend, "vjp_forward")
+        spec.bwd = lower(st["backward"], self.backend, "vjp_backward")
+        spec.n_res = st["n_residuals"]
         return spec
 
     def _grad_layout(self, args, wrt_leaves, kinds, leaves):
@@ -373,10 +379,13 @@ def _make(mode: str):
         has_aux: bool = False,
         backend: str | None = None,
         disable: Sequence[str] = (),
+        memory: str | None = None,
+        memory_budget: int | None = None,
     ) -> Any:
+        opts = {"memory": memory, "memory_budget": memory_budget}
         if fun is None:
-            return lambda f: _Transform(f, mode, argnums, has_aux, backend, disable)
-        return _Transform(fun, mode, argnums, has_aux, backend, disable)
+            return lambda f: _Transform(f, mode, argnums, has_aux, backend, disable, **opts)
+        return _Transform(fun, mode, argnums, has_aux, backend, disable, **opts)
 
     transform.__name__ = mode
     return transform
@@ -410,4 +419,31 @@ def vjp(
     return t(*primals)
 
 
-__all__ = ["grad", "jit", "value_and_grad", "vjp", "ARRAY", "flatten", "leaf_kind"]
+def checkpoint(fun: Callable) -> Callable:
+    """Mark `fun` as a checkpoint segment: the backward pass recomputes its activations from
+    its inputs instead of storing them."""
+    if not callable(fun):
+        raise TypeError(f"checkpoint expects a callable, got {type(fun).__name__}")
+
+    @functools.wraps(fun)
+    def segment(*args: Any, **kwargs: Any) -> Any:
+        # record the nodes this call appends to every active trace and tag them as one segment
+        starts = [(ctx.builder, len(ctx.builder.nodes)) for ctx in active_contexts()]
+        out = fun(*args, **kwargs)
+        for b, start in starts:
+            mark_segment(b, start)
+        return out
+
+    return segment
+
+
+__all__ = [
+    "grad",
+    "jit",
+    "value_and_grad",
+    "vjp",
+    "checkpoint",
+    "ARRAY",
+    "flatten",
+    "leaf_kind",
+]

@@ -70,14 +70,17 @@ def vjp_graph(
         wrt_vals = [graph.inputs[i] for i in wrt]
         dep = _depends(graph, wrt_vals)
         cts: dict[Value, Tracer] = {}
+        producers = graph.producers()
         for k in ct_outputs:
             out = graph.outputs[k]
+            ctx.loc = producers[out].loc if out in producers else None  # seed at the output
             if seeds == "input":
                 seed = Tracer(ctx, b.add_input(out.type))
             else:
                 seed = ops.full(ctx, out.shape, 1.0, out.dtype)
             if out in dep:
                 _accumulate(cts, out, seed)
+        ctx.loc = None
         for n in reversed(graph.nodes):
             if n.out not in cts or not any(v in dep for v in n.inputs):
                 continue

@@ -17,7 +17,7 @@ def _enc(v: Any) -> Any:
         return {
             "$const": base64.b64encode(a.tobytes()).decode(),
             "dtype": a.dtype.str,
-            "shape": list(a.shape),
+            "shape": list(v.array.shape),  # ascontiguousarray makes 0-d arrays 1-d
         }
     if isinstance(v, Graph):
         return {"$graph": graph_to_json(v)}

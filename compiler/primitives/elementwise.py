@@ -240,6 +240,7 @@ _unary(
     lambda ct, x, *, out: (ct * (2.0 * x),),
     lambda t, x, *, out: t[0] * (2.0 * x),
     "({0} * {0})",
+    rule=_same_unary,  # integers too, as in NumPy (x**2 on an index array)
     doc="2 x ct",
 )
 # subgradient at 0 is 0 (sign(0) = 0), as in JAX and PyTorch
@@ -250,6 +251,7 @@ _unary(
     lambda t, x, *, out: t[0] * np.sign(x),
     "abs({0})",
     samples=_unary_samples(avoid=0.0),
+    rule=_same_unary,
     doc="ct * sign(x); subgradient 0 at x = 0",
 )
 _unary(
@@ -257,9 +259,11 @@ _unary(
     np.sign,
     None,
     None,
-    "(({T}(0) < {0}) - ({0} < {T}(0)))",
+    # typed, and NaN stays NaN (np.sign(nan) is nan)
+    "({T}({0} > {T}(0)) - {T}({0} < {T}(0)) if {0} == {0} else {0})",
     samples=_unary_samples(avoid=0.0),
     differentiable=False,
+    rule=_same_unary,
     doc="zero gradient (piecewise constant)",
 )
 

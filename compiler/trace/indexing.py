@@ -114,7 +114,49 @@ class _Parsed:
         return all(ix == (0, 1, d) for ix, d in zip(self.index, shape))
 
 
+def _merge_advanced(x: Tracer, key: Any) -> tuple[Tracer, Any]:
+    """`x[i, j]` with several adjacent integer-array (or int) indices -> one flat index into
+    a reshaped view of x (`x.reshape(..., n*m, ...)[i*m + j]`), NumPy's result layout."""
+    items = _expand_key(key, x.ndim)
+    arrays = [i for i, k in enumerate(items) if _is_array_index(k)]
+    if len(arrays) < 2:
+        return x, key
+    if any(k is None for k in items):
+        raise NotImplementedError("None together with several integer-array indices")
+    group = [i for i, k in enumerate(items) if _is_array_index(k) or _is_int(k)]
+    if group != list(range(group[0], group[-1] + 1)):
+        raise NotImplementedError("integer-array indices separated by slices move axes in "
+                                  "NumPy; index in two steps instead")
+    p, q = group[0], group[-1]
+    sizes = x.shape[p:q + 1]
+    parts = []
+    for k, size in zip(items[p:q + 1], sizes):
+        if isinstance(k, Tracer):
+            if k.dtype.kind not in "iu":
+                raise IndexError("arrays used as indices must be of integer type")
+            k = ops.cast_to(k, np.int64)
+            k = ops.where(k < 0, k + size, k)
+        else:
+            k = np.asarray(k)
+            if k.dtype.kind not in "iu":
+                raise IndexError("arrays used as indices must be of integer type")
+            if k.size and (k.max() >= size or k.min() < -size):
+                raise IndexError(f"index {int(k.max())} is out of bounds for size {size}")
+            k = np.where(k < 0, k + size, k).astype(np.int64)
+        parts.append(k)
+    flat: Any = 0
+    stride = 1
+    for k, size in zip(reversed(parts), reversed(sizes)):
+        flat = k * stride + flat
+        stride *= size
+    merged = ops.reshape(x, x.shape[:p] + (stride,) + x.shape[q + 1:])
+    if not isinstance(flat, Tracer):
+        flat = np.asarray(flat, dtype=np.int64)
+    return merged, tuple(items[:p]) + (flat,) + tuple(items[q + 1:])
+
+
 def getitem(x: Tracer, key: Any) -> Tracer:
+    x, key = _merge_advanced(x, key)
     p = _Parsed(x, key)
     ctx = x._ctx
     out = x
@@ -134,7 +176,22 @@ def getitem(x: Tracer, key: Any) -> Tracer:
     if p.array is not None:
         idx = ctx.lift(p.array)
         out = ops.emit(ctx, "take", [out, idx], weak=x.weak, axis=p.array_axis)
+    else:
+        out._view_sig = (id(x), index, tuple(p.result_shape))
     return out
+
+
+def _is_fresh_view(v: Any, x: Tracer, index: tuple, shape: tuple) -> bool:
+    """v is `x[same key]` and nothing was written to x since (the `x[k] += v` case, where
+    Python calls `x.__setitem__(k, view)` after the view already wrote itself back)."""
+    if not isinstance(v, Tracer) or getattr(v, "_view_sig", None) != (id(x), index, shape):
+        return False
+    t = v
+    while t is not x:
+        if t._base is None or t._base._version != t._base_version:
+            return False
+        t = t._base
+    return True
 
 
 def setitem(x: Tracer, key: Any, v: Any) -> None:
@@ -148,6 +205,7 @@ def add_at(x: Tracer, key: Any, v: Any) -> None:
 
 
 def _write(x: Tracer, key: Any, v: Any, accumulate: bool) -> None:
+    x, key = _merge_advanced(x, key)
     p = _Parsed(x, key)
     if p.has_none:
         raise NotImplementedError("assignment through an index containing None")
@@ -155,6 +213,8 @@ def _write(x: Tracer, key: Any, v: Any, accumulate: bool) -> None:
     v = ops.cast_to(ctx.lift(v), x.dtype, op="setitem")
     index = tuple(p.index)
     if p.array is None:
+        if not accumulate and _is_fresh_view(v, x, index, tuple(p.result_shape)):
+            return
         target = tuple(c for _, _, c in index)
         kept = tuple(p.result_shape)
         v = ops.broadcast_to(v, kept)

@@ -73,7 +73,11 @@ def apply_ufunc(ufunc: np.ufunc, *args: Any) -> Tracer:
         raise unsupported(f"np.{ufunc.__name__}")
     if name == "power" and not isinstance(args[1], Tracer) and np.ndim(args[1]) == 0:
         if float(args[1]) == 2.0:  # x**2 is exactly x*x
-            return ops.elementwise("square", np.square, args[0])
+            # but promote first: int ** 2.0 and f32 ** np.float64(2) are float64 in NumPy
+            base, dt = args[0], ops.result_dtype(ufunc, args)
+            if isinstance(base, Tracer) and base.dtype != dt:
+                base = ops.cast_to(base, dt)
+            return ops.elementwise("square", np.square, base)
     return ops.elementwise(name, ufunc, *args)
 
 
@@ -116,9 +120,9 @@ def handle_ufunc(
 # -- np.* functions -------------------------------------------------------------------------
 
 
-def _zeros_like(ctx, a, dtype=None, fill=0.0, **kw):
+def _zeros_like(ctx, a, dtype=None, fill=0.0, order="K", subok=True, shape=None, **kw):
     a = ctx.lift(a)
-    return ops.full(ctx, a.shape, fill, dtype or a.dtype)
+    return ops.full(ctx, a.shape if shape is None else shape, fill, dtype or a.dtype)
 
 
 def _dot(ctx, a, b, out=None):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.trace.tracer import TraceContext, Tracer, TracerError, find_context
+from compiler.trace.tracer import TraceContext, Tracer, TracerError, find_context, user_location
 
 FLOAT_ONLY = {"exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "sqrt", "logaddexp"}
 
@@ -57,6 +57,9 @@ def emit(
 
 def cast_to(x: Tracer, dtype: Any, op: str = "astype") -> Tracer:
     dtype = np.dtype(dtype)
+    if dtype.kind not in "fiub" or dtype == np.float16:
+        raise NotImplementedError(f"{op}: dtype {dtype} is not supported by gradc (use "
+                                  "float32, float64, integers or bool)")
     if x.dtype == dtype:
         return x
     return emit(x._ctx, "astype", [x], weak=x.weak, dtype=dtype)
@@ -123,7 +126,9 @@ def reshape(x: Tracer, shape: Any) -> Tracer:
     if -1 in shape:
         known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
         if known == 0 or x.size % known:
-            raise ValueError(f"reshape: cannot reshape array of size {x.size} into {shape}")
+            raise ValueError(
+                f"reshape: cannot reshape {x.type} into {tuple(shape)} (at {user_location()})"
+            )
         shape[shape.index(-1)] = x.size // known
     shape_t = tuple(shape)
     if shape_t == x.shape:
@@ -245,7 +250,9 @@ def matmul(a: Any, b: Any, op: str = "matmul") -> Tracer:
     if squeeze_b:
         b = reshape(b, (b.shape[0], 1))
     if a.shape[-1] != b.shape[-2]:
-        raise ValueError(f"{op}: inner dimensions differ: {a.type} @ {b.type}")
+        raise ValueError(
+            f"{op}: inner dimensions differ: {a.type} @ {b.type} (at {user_location()})"
+        )
     if b.ndim == 2 and a.ndim > 2:
         # (..., m, k) @ (k, n): one BLAS call on the flattened batch
         lead = a.shape[:-1]
@@ -307,7 +314,11 @@ def stack(seq: Sequence[Any], axis: int = 0) -> Tracer:
     items = [ctx.lift(s) for s in seq]
     shapes = {s.shape for s in items}
     if len(shapes) != 1:
-        raise ValueError("stack: all input arrays must have the same shape")
+        raise ValueError(
+            "stack: all input arrays must have the same shape ("
+            + " with ".join(str(s.type) for s in items)
+            + f") (at {user_location()})"
+        )
     axis = normalize_axis(axis, items[0].ndim + 1, "stack")
     return concatenate([expand_dims(s, axis) for s in items], axis)
 

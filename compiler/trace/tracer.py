@@ -21,6 +21,8 @@ from compiler.primitives import OPS
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _NUMPY_DIR = os.path.dirname(np.__file__)
+# gradc's own files that hold user-level code (the CLI's built-in examples)
+_USER_FILES = (os.path.join(_PKG_DIR, "examples.py"),)
 
 
 class TracerError(TypeError):
@@ -32,7 +34,8 @@ def user_location() -> str | None:
     f = sys._getframe(1)
     while f is not None:
         fn = f.f_code.co_filename
-        if not (fn.startswith(_PKG_DIR) or fn.startswith(_NUMPY_DIR) or fn.startswith("<frozen")):
+        internal = fn.startswith(_PKG_DIR) and fn not in _USER_FILES
+        if not (internal or fn.startswith(_NUMPY_DIR) or fn.startswith("<frozen")):
             return f"{fn}:{f.f_lineno}"
         f = f.f_back
     return None
@@ -123,6 +126,7 @@ class Tracer:
             if base._version != self._base_version:
                 self._value = self._view_fwd(base).value
                 self._base_version = base._version
+                self._version += 1  # so views of this view re-derive too
                 del v
         return self._value
 

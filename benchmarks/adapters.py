@@ -1,0 +1,174 @@
+"""Uniform runners for the implementations being compared: gradc, hand-written NumPy, JAX, torch.
+
+``Framework.prepare(workload, params, data)`` returns a ``Runner`` (or ``None`` when the
+framework has no version of the workload). ``Runner.call()`` is the timed unit: one full
+value-and-gradient evaluation, finished (JAX results are blocked on). ``Runner.call_numpy()``
+returns ``(float value, grads pytree of NumPy arrays / floats)`` for comparison.
+
+Threading must be configured before NumPy, JAX or torch is imported: see ``run.thread_env``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from workloads import Workload, tree_flatten, tree_unflatten
+
+
+class Runner:
+    def __init__(self, call: Callable[[], Any], to_numpy: Callable[[Any], tuple[float, Any]]):
+        self.call = call
+        self._to_numpy = to_numpy
+
+    def call_numpy(self) -> tuple[float, Any]:
+        return self._to_numpy(self.call())
+
+
+class Framework:
+    name = "?"
+
+    def prepare(self, w: Workload, params, data) -> Runner | None:
+        raise NotImplementedError
+
+
+def _as_numpy_tree(tree):
+    leaves, spec = tree_flatten(tree)
+    out = [leaf if isinstance(leaf, float) else np.asarray(leaf) for leaf in leaves]
+    return tree_unflatten(spec, out)
+
+
+class NumpyFramework(Framework):
+    name = "NumPy"
+
+    def prepare(self, w, params, data):
+        return Runner(
+            lambda: w.numpy_vg(params, *data), lambda out: (float(out[0]), _as_numpy_tree(out[1]))
+        )
+
+
+class GradcFramework(Framework):
+    name = "gradc"
+
+    def __init__(self):
+        from compiler import value_and_grad
+
+        self.value_and_grad = value_and_grad
+        self._compiled: dict[str, Callable] = {}
+
+    def function(self, w: Workload) -> Callable:
+        """One ``value_and_grad`` object per workload, so later calls hit its cache."""
+        if w.name not in self._compiled:
+            self._compiled[w.name] = self.value_and_grad(w.loss)
+        return self._compiled[w.name]
+
+    def prepare(self, w, params, data):
+        fn = self.function(w)
+        return Runner(
+            lambda: fn(params, *data), lambda out: (float(out[0]), _as_numpy_tree(out[1]))
+        )
+
+
+class JaxFramework(Framework):
+    name = "JAX"
+
+    def __init__(self):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        self.jax = jax
+        self._jitted: dict[str, Callable] = {}
+
+    def function(self, w: Workload) -> Callable | None:
+        if w.name not in self._jitted:
+            loss = w.jax_loss()
+            self._jitted[w.name] = (
+                None if loss is None else self.jax.jit(self.jax.value_and_grad(loss))
+            )
+        return self._jitted[w.name]
+
+    def to_device(self, tree):
+        leaves, spec = tree_flatten(tree)
+        return tree_unflatten(spec, [self.jax.device_put(np.asarray(x)) for x in leaves])
+
+    def prepare(self, w, params, data):
+        fn = self.function(w)
+        if fn is None:
+            return None
+        jparams = self.to_device(params)
+        jdata = self.to_device(tuple(data))
+        block = self.jax.block_until_ready
+
+        def call():
+            return block(fn(jparams, *jdata))
+
+        def to_numpy(out):
+            value, grads = out
+            leaves, spec = tree_flatten(grads)
+            plain, _ = tree_flatten(params)
+            conv = [
+                float(g) if isinstance(p, float) else np.asarray(g) for g, p in zip(leaves, plain)
+            ]
+            return float(value), tree_unflatten(spec, conv)
+
+        return Runner(call, to_numpy)
+
+
+class TorchFramework(Framework):
+    name = "PyTorch"
+
+    def __init__(self, threads: int):
+        import torch
+
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set, or parallel work already started
+            pass
+        self.torch = torch
+
+    def prepare(self, w, params, data):
+        loss = w.torch_loss()
+        if loss is None:
+            return None
+        torch = self.torch
+        leaves, spec = tree_flatten(params)
+        # leaves share memory with the NumPy parameters; Python floats become 0-d tensors
+        tleaves = [
+            (
+                torch.from_numpy(x)
+                if isinstance(x, np.ndarray)
+                else torch.tensor(x, dtype=torch.float64)
+            ).requires_grad_()
+            for x in leaves
+        ]
+        tparams = tree_unflatten(spec, tleaves)
+        tdata = [torch.from_numpy(np.ascontiguousarray(d)) for d in data]
+
+        def call():
+            for t in tleaves:
+                t.grad = None  # what optimizer.zero_grad() does by default
+            value = loss(tparams, *tdata)
+            value.backward()
+            return value
+
+        def to_numpy(value):
+            grads = [
+                t.grad.item() if isinstance(x, float) else t.grad.numpy()
+                for t, x in zip(tleaves, leaves)
+            ]
+            return float(value.item()), tree_unflatten(spec, grads)
+
+        return Runner(call, to_numpy)
+
+
+def available_frameworks(threads: int) -> list[Framework]:
+    """JAX and PyTorch, those that import."""
+    found: list[Framework] = []
+    for make in (JaxFramework, lambda: TorchFramework(threads)):
+        try:
+            found.append(make())
+        except ImportError:
+            pass
+    return found

@@ -1,0 +1,12 @@
+"""Numba code generation: a Graph becomes one generated module of njit kernels and a driver.
+
+fn = compile_graph(graph, stage="value_and_grad")
+outs = fn(*flat_inputs)     # list of fresh ndarrays, one per graph output
+fn.source                   # the generated module
+fn.kernel_count             # distinct njit functions in it
+compile_stats()             # process-wide compile counters
+"""
+
+from compiler.codegen.compile import CompiledStage, CompileStats, compile_graph, compile_stats
+
+__all__ = ["CompileStats", "CompiledStage", "compile_graph", "compile_stats"]

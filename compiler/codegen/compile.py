@@ -1,0 +1,149 @@
+"""`compile_graph`: generate a stage's module, load it through the disk cache, bind its params.
+
+The module text depends only on the graph's *structure* (ops, ranks, dtypes, broadcast
+patterns): sizes and constant values are bound as arguments. So a new batch size maps to the
+same module, which `runtime.cache.load_module` returns from memory, and whose kernels are
+already compiled for the same argument types: nothing new compiles.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.codegen.driver import PyDriver
+from compiler.codegen.route import reroute
+from compiler.codegen.scalar import ScalarDriver, scalar_eligible
+from compiler.codegen.source import FASTMATH, digest
+from compiler.ir.graph import Graph
+
+_lock = threading.Lock()
+# One dispatcher per kernel name in this process: a kernel that two stage modules both define
+# (the same source, hence the same name) is compiled once and shared.
+_KERNELS: dict[str, Any] = {}
+_DRIVERS: dict[str, Any] = {}  # njit drivers, by module name
+_MODULES: set[str] = set()
+
+
+class CompiledStage(functools.partial):
+    """The compiled stage: call it with one array or scalar per graph input.
+
+    Returns a list with one fresh ndarray per graph output. A `functools.partial` (called in
+    C) over the generated driver with the stage's sizes and constants bound, so calling it
+    costs no extra Python frame.
+    """
+
+    source: str
+    kernel_count: int
+    driver_kind: str
+    stage: str
+    module: Any
+
+    def __repr__(self) -> str:
+        return (
+            f"<CompiledStage {self.stage!r}: {self.driver_kind} driver, "
+            f"{self.kernel_count} kernels, module {self.module.__name__}>"
+        )
+
+
+@dataclass(frozen=True)
+class CompileStats:
+    """Process-wide counts. `compiled`: kernel specialisations Numba compiled in this process
+    (cache misses); `cache_hits`: specialisations loaded from Numba's disk cache."""
+
+    modules: int
+    kernels: int
+    compiled: int
+    cache_hits: int
+
+
+def compile_stats() -> CompileStats:
+    """Counters over every kernel and njit driver loaded in this process."""
+    compiled = hits = 0
+    with _lock:
+        disps = list(_KERNELS.values()) + list(_DRIVERS.values())
+        modules, kernels = len(_MODULES), len(_KERNELS)
+    for d in disps:
+        stats = getattr(d, "stats", None)
+        if stats is None:  # NUMBA_DISABLE_JIT: plain functions
+            continue
+        h = sum(stats.cache_hits.values())
+        hits += h
+        compiled += len(d.overloads) - h
+    return CompileStats(modules, kernels, compiled, hits)
+
+
+def generate(graph: Graph, stage: str) -> tuple[str, list[object], str, int]:
+    """Return (module source, bound params, driver kind, kernel count) for `graph`."""
+    kernels: dict[str, str] = {}
+    imports = ["import math", "", "import numba", "import numpy as np", ""]
+    if scalar_eligible(graph):
+        gen = ScalarDriver(graph)
+        driver_src = gen.generate()
+        kind = "njit"
+    else:
+        gen = PyDriver(reroute(graph), kernels)
+        driver_src = gen.generate()
+        kind = "python"
+    count = len(kernels) + (kind == "njit")
+    parts = [
+        "\n".join(imports),
+        "",
+        f"_FASTMATH = {FASTMATH}",
+        "_logaddexp = np.logaddexp  # NumPy's scalar rule (ties and infinities), jitted by Numba",
+        "",
+    ]
+    for text in kernels.values():
+        parts += ["", text]
+    parts += ["", driver_src]
+    body = "\n".join(parts)
+    from compiler import __version__
+
+    header = (
+        f"# gradc {__version__} generated module: stage {stage}, {kind} driver, "
+        f"{count} njit functions\n"
+        f"# structure {digest(body, 20)}: sizes and constants are arguments (P), so every graph\n"
+        "# with this structure (ops, ranks, dtypes, broadcast pattern) shares this module.\n"
+    )
+    return header + body, gen.params, kind, count
+
+
+def _load(source: str):
+    """Import generated source through the content-addressed disk cache."""
+    from runtime.cache import load_module
+
+    return load_module(source, prefix="gradc", mode="numba")
+
+
+def _share(module: Any, kind: str) -> None:
+    with _lock:
+        _MODULES.add(module.__name__)
+        for name in list(vars(module)):
+            if not name.startswith("k_"):
+                continue
+            have = _KERNELS.get(name)
+            if have is None:
+                _KERNELS[name] = getattr(module, name)
+            elif getattr(module, name) is not have:
+                setattr(module, name, have)  # the Python driver looks kernels up at call time
+        if kind == "njit":
+            _DRIVERS[module.__name__] = module._body
+
+
+def compile_graph(graph: Graph, stage: str = "forward") -> CompiledStage:
+    """Compile `graph` to a callable `fn(*flat_inputs) -> list[np.ndarray]` (see module doc)."""
+    source, params, kind, count = generate(graph, stage)
+    module = _load(source)
+    _share(module, kind)
+    if kind == "njit":
+        fn = CompiledStage(module.driver, *params)
+    else:
+        fn = CompiledStage(module.driver, tuple(params))
+    fn.source = source
+    fn.kernel_count = count
+    fn.driver_kind = kind
+    fn.stage = stage
+    fn.module = module
+    return fn

@@ -1,0 +1,165 @@
+"""The pass registry and runner: named `graph -> graph` functions, run in an explicit order.
+
+A pass is pure and returns the SAME object when it changes nothing, so runners and
+`fixpoint` detect "no change" with `is` instead of comparing dumps.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from compiler.ir.graph import Graph
+from compiler.ir.verify import VerifyError, verify
+
+Pass = Callable[[Graph], Graph]
+
+PASSES: dict[str, Pass] = {}
+
+# Why this order:
+# - simplify first: the adjoint is full of `* 1`, `+ 0`, zero fills and reshape/broadcast
+#   chains; removing them exposes constant subgraphs and makes equal expressions look equal;
+# - fold next: what simplify leaves computed from constants only becomes one constant;
+# - cse after both, on canonical forms, so `transpose W` built twice (by two VJPs) and
+#   constants that folding made equal are merged;
+# - dce then drops everything the three above left without users (they never delete);
+# - fuse last: it groups the final elementwise chains into loop nests, and its `fused`
+#   nodes are opaque to the other passes.
+DEFAULT_PASSES: tuple[str, ...] = ("simplify", "fold", "cse", "dce", "fuse")
+
+# Passes that may be named (in DEFAULT_PASSES, `disable`, the environment) before their
+# module exists; `run_passes` skips them while unregistered. `fuse` lives in its own module.
+OPTIONAL_PASSES: frozenset[str] = frozenset({"fuse"})
+
+ENV_DISABLE = "GRADC_DISABLE_PASSES"
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """What one pass did: node counts before and after, and the time it took."""
+
+    name: str
+    nodes_before: int
+    nodes_after: int
+    seconds: float
+    changed: bool
+
+
+def register_pass(name: str) -> Callable[[Pass], Pass]:
+    """Decorator: register `fn` as the pass called `name` (names are unique)."""
+
+    def deco(fn: Pass) -> Pass:
+        if name in PASSES:
+            raise ValueError(f"pass {name!r} registered twice")
+        PASSES[name] = fn
+        return fn
+
+    return deco
+
+
+def known_passes() -> tuple[str, ...]:
+    """Every name `run_passes` accepts, sorted."""
+    return tuple(sorted(set(PASSES) | OPTIONAL_PASSES))
+
+
+def _check_names(names: Iterable[str], what: str) -> None:
+    known = known_passes()
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown pass {name!r} in {what}; known passes: {', '.join(known)}")
+
+
+def get_pass(name: str) -> Pass:
+    """The registered pass `name` (ValueError listing the known passes otherwise)."""
+    if name not in PASSES:
+        _check_names([name], "get_pass")
+        raise ValueError(f"pass {name!r} is not available (its module is not installed)")
+    return PASSES[name]
+
+
+def _as_names(arg: str | Iterable[str] | None) -> tuple[str, ...]:
+    if arg is None:
+        return ()
+    if isinstance(arg, str):
+        return (arg,)
+    return tuple(arg)
+
+
+def run_passes(
+    graph: Graph,
+    names: Sequence[str] = DEFAULT_PASSES,
+    disable: Collection[str] = (),
+    check: bool = False,
+    print_after: str | Iterable[str] | None = None,
+    report: list[PassRecord] | None = None,
+) -> Graph:
+    """Run the passes `names` in order, skipping `disable`; return the final graph.
+
+    `check` verifies the graph after every pass (tests always set it); `print_after` names
+    passes whose result is printed to stdout; `report`, a list, receives one PassRecord per
+    pass run. Every name is checked first: an unknown one is a ValueError listing the known
+    passes, before any pass runs.
+    """
+    names = _as_names(names)
+    disable = _as_names(disable)
+    shown = _as_names(print_after)
+    _check_names(names, "names")
+    _check_names(disable, "disable")
+    _check_names(shown, "print_after")
+    for name in names:
+        if name in disable or name not in PASSES:  # unregistered: an optional pass
+            continue
+        before = len(graph.nodes)
+        t0 = time.perf_counter()
+        new = PASSES[name](graph)
+        seconds = time.perf_counter() - t0
+        if check:
+            try:
+                verify(new)
+            except VerifyError as exc:
+                raise VerifyError(f"after pass {name!r}: {exc}") from exc
+        if report is not None:
+            report.append(PassRecord(name, before, len(new.nodes), seconds, new is not graph))
+        if name in shown:
+            print(f"# after {name}\n{new}")
+        graph = new
+    return graph
+
+
+def fixpoint(passes: Sequence[str | Pass], graph: Graph, max_iter: int = 10) -> Graph:
+    """Repeat `passes` in order until a whole round leaves the graph object unchanged.
+
+    At most `max_iter` rounds: hitting the cap means two rewrites undo each other, so warn
+    and return the latest graph (still correct, just not a fixpoint).
+    """
+    fns = [get_pass(p) if isinstance(p, str) else p for p in passes]
+    for _ in range(max_iter):
+        start = graph
+        for fn in fns:
+            graph = fn(graph)
+        if graph is start:
+            return graph
+    warnings.warn(
+        f"passes did not reach a fixpoint in {max_iter} rounds", RuntimeWarning, stacklevel=2
+    )
+    return graph
+
+
+def disabled_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Pass names listed in GRADC_DISABLE_PASSES (`cse,fuse`); ValueError for unknown names."""
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV_DISABLE, "")
+    names = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    _check_names(names, ENV_DISABLE)
+    return names
+
+
+def format_report(report: Sequence[PassRecord]) -> str:
+    """A small table of a run's PassRecords (for the CLI and benchmarks)."""
+    lines = [f"{'pass':<10} {'before':>6} {'after':>6} {'ms':>8}"]
+    for r in report:
+        lines.append(f"{r.name:<10} {r.nodes_before:>6} {r.nodes_after:>6} {r.seconds * 1e3:>8.2f}")
+    return "\n".join(lines)

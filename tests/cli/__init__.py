@@ -1,0 +1,1 @@
+"""Tests of the `gradc` command line and the docs generated from the registry."""

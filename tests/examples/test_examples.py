@@ -1,0 +1,60 @@
+"""Every script in examples/ runs in a subprocess and shows what it promises."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.cli.util import ROOT, subprocess_env
+
+SCRIPTS = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
+
+
+def _run(tmp_path, name: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        cwd=tmp_path,
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_examples_all_scripts_are_tested():
+    assert set(SCRIPTS) == {"seed_walkthrough.py", "mlp_sgd.py", "logreg_scipy.py"}
+
+
+def test_examples_seed_walkthrough(tmp_path):
+    out = _run(tmp_path, "seed_walkthrough.py")
+    assert "L = 9.0" in out
+    assert "dL/dw = 18.0  dL/dx = 12.0  dL/db = 6.0  (dL/dy = -6.0)" in out
+
+
+def test_examples_mlp_sgd_loss_falls(tmp_path):
+    out = _run(tmp_path, "mlp_sgd.py")
+    losses = [float(x) for x in re.findall(r"epoch +\d+ +loss ([0-9.e+-]+)", out)]
+    assert len(losses) >= 10
+    assert losses[-1] < 0.25 * losses[0]
+    assert sum(b < a for a, b in zip(losses, losses[1:])) >= 0.8 * (len(losses) - 1)
+
+
+def test_examples_logreg_scipy_converges(tmp_path):
+    out = _run(tmp_path, "logreg_scipy.py")
+    assert "converged: True" in out
+    gnorm = float(re.search(r"gradient norm at optimum ([0-9.e+-]+)", out).group(1))
+    assert gnorm < 1e-5
+    assert float(re.search(r"training accuracy ([0-9.]+)", out).group(1)) > 0.8
+    diff = float(re.search(r"hand-written gradient: max abs diff ([0-9.e+-]+)", out).group(1))
+    assert diff < 1e-10
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_examples_scripts_have_a_docstring_and_main_guard(name):
+    text = (ROOT / "examples" / name).read_text()
+    assert text.startswith('"""') and 'if __name__ == "__main__":' in text

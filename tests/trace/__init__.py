@@ -1,0 +1,1 @@
+"""gradc tests."""

@@ -1,0 +1,224 @@
+"""Bad input fails early with an error that says what, where and what to do instead."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from compiler import TracerError, trace
+
+X = np.random.default_rng(3).normal(size=(6, 4))
+Y = np.random.default_rng(4).normal(size=(6, 3))
+
+
+def _here(f, offset: int = 1) -> str:
+    """`file:line` of the line `offset` lines below `def f` (where the bad call is)."""
+    return f"{__file__}:{f.__code__.co_firstlineno + offset}"
+
+
+# -- unsupported NumPy ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "f,name",
+    [
+        (lambda a: np.linalg.svd(a), "np.linalg.svd"),
+        (lambda a: np.linalg.inv(a[:4]), "np.linalg.inv"),
+        (lambda a: np.sort(a), "np.sort"),
+        (lambda a: np.cumsum(a), "np.cumsum"),
+        (lambda a: np.arctan(a), "np.arctan"),
+        (lambda a: np.add.reduce(a), "np.add.reduce"),
+        (lambda a: a // 2, "floordiv"),
+        (lambda a: a % 2, "mod"),
+        (lambda a: np.dot(a[None], a[None].T[None]), "np.dot"),
+        (lambda a: np.sum(a, where=a > 0), "np.sum"),
+        (lambda a: np.exp(a, where=a > 0), "np.exp"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_trace_unsupported_numpy_raises_not_implemented_naming_it(f, name):
+    with pytest.raises(NotImplementedError) as info:
+        trace(f, X)
+    msg = str(info.value)
+    assert name in msg and "not supported by gradc" in msg
+    assert __file__ in msg  # and where the user called it
+
+
+def test_trace_unsupported_linalg_message_is_exact():
+    with pytest.raises(NotImplementedError, match=r"^np\.linalg\.svd is not supported by gradc"):
+        trace(lambda a: np.linalg.svd(a), X)
+
+
+# -- Python control flow on traced values ---------------------------------------------------------
+
+
+def _if_on_array(a):
+    if a.sum() > 0:
+        return a
+    return -a
+
+
+def _while_on_array(a):
+    while a.max() > 1:
+        a = a / 2
+    return a
+
+
+@pytest.mark.parametrize(
+    "f,what",
+    [
+        (_if_on_array, "bool(x)"),
+        (_while_on_array, "bool(x)"),
+        (lambda a: bool(a[0, 0]), "bool(x)"),
+        (lambda a: a[0, 0] > 0 and a[0, 1] > 0, "bool(x)"),
+        (lambda a: float(a[0, 0]), "float(x)"),
+        (lambda a: int(a[0, 0]), "int(x)"),
+        (lambda a: a[0, 0].item(), "x.item()"),
+        (lambda a: a.tolist(), "x.tolist()"),
+        (lambda a: [1, 2, 3][a[0, 0]], "Python index"),
+        (lambda a: range(a.shape[0])[a.sum()], "Python index"),
+    ],
+)
+def test_trace_concrete_value_needed_raises_tracer_error_suggesting_where(f, what):
+    with pytest.raises(TracerError) as info:
+        trace(f, X)
+    msg = str(info.value)
+    assert what in msg
+    assert "traced" in msg and "np.where" in msg
+    assert __file__ in msg
+
+
+def test_tracer_error_is_a_type_error():
+    assert issubclass(TracerError, TypeError)
+
+
+def _asarray_inside(a):
+    return np.asarray(a) * 2
+
+
+@pytest.mark.parametrize("conv", [np.asarray, np.array, np.ascontiguousarray])
+def test_trace_asarray_on_traced_value_names_the_call(conv):
+    with pytest.raises(TracerError) as info:
+        trace(lambda a: conv(a) * 2, X)
+    msg = str(info.value)
+    assert "np.asarray" in msg and "traced array f64[6,4]" in msg
+
+
+def test_trace_asarray_error_points_at_user_line():
+    with pytest.raises(TracerError) as info:
+        trace(_asarray_inside, X)
+    assert _here(_asarray_inside) in str(info.value)
+
+
+def test_trace_ufunc_out_into_plain_array_is_rejected():
+    buf = np.zeros((6, 4))
+    with pytest.raises(TracerError, match="out="):
+        trace(lambda a: np.add(a, 1.0, out=buf), X)
+    np.testing.assert_array_equal(buf, 0.0)
+
+
+def test_trace_boolean_mask_indexing_suggests_where():
+    with pytest.raises(NotImplementedError, match=r"np\.where"):
+        trace(lambda a: a[a > 0], X)
+
+
+# -- shape mismatches name the op, the shapes and the user's line ---------------------------------
+
+
+def _bad_add(a, b):
+    return a + b
+
+
+def _bad_matmul(a, b):
+    return a @ b
+
+
+def _bad_dot(a, b):
+    return np.dot(a, b)
+
+
+def _bad_concat(a, b):
+    return np.concatenate([a, b], axis=0)
+
+
+def _bad_reshape(a, b):
+    return a.reshape(5, 5)
+
+
+def _bad_reshape_minus_one(a, b):
+    return a.reshape(5, -1)
+
+
+def _bad_broadcast_to(a, b):
+    return np.broadcast_to(b, (6, 4))
+
+
+def _bad_where(a, b):
+    return np.where(a > 0, a, b)
+
+
+def _bad_stack(a, b):
+    return np.stack([a, b])
+
+
+def _bad_iadd(a, b):
+    a += b
+    return a
+
+
+def _bad_setitem(a, b):
+    a[:2] = b[:3]
+    return a
+
+
+@pytest.mark.parametrize(
+    "f,op,shapes",
+    [
+        (_bad_add, "add", ["f64[6,4]", "f64[6,3]"]),
+        (_bad_matmul, "matmul", ["f64[6,4]", "f64[6,3]"]),
+        (_bad_dot, "dot", ["f64[6,4]", "f64[6,3]"]),
+        (_bad_concat, "concatenate", ["f64[6,4]", "f64[6,3]"]),
+        (_bad_reshape, "reshape", ["f64[6,4]", "(5, 5)"]),
+        (_bad_reshape_minus_one, "reshape", ["f64[6,4]", "(5, -1)"]),
+        (_bad_broadcast_to, "broadcast_to", ["f64[6,3]", "(6, 4)"]),
+        (_bad_where, "where", ["f64[6,4]", "f64[6,3]"]),
+        (_bad_stack, "stack", ["f64[6,4]", "f64[6,3]"]),
+        (_bad_iadd, "add", ["f64[6,4]", "f64[6,3]"]),
+        (_bad_setitem, "broadcast_to", ["f64[3,3]"]),
+    ],
+    ids=lambda v: v.__name__ if callable(v) else None,
+)
+def test_trace_shape_mismatch_names_op_shapes_and_user_line(f, op, shapes):
+    with pytest.raises(ValueError) as info:
+        trace(f, X, Y)
+    msg = str(info.value)
+    assert re.match(rf"{op}\b", msg), msg
+    for s in shapes:
+        assert s in msg, f"{s!r} not in {msg!r}"
+    assert _here(f) in msg, msg
+
+
+def test_trace_index_out_of_bounds_raises_index_error():
+    with pytest.raises(IndexError, match="out of bounds"):
+        trace(lambda a: a[7], X)
+    with pytest.raises(IndexError, match="out of bounds"):
+        trace(lambda a: a[[0, 9]], X)
+    with pytest.raises(IndexError, match="too many indices"):
+        trace(lambda a: a[0, 0, 0], X)
+
+
+def test_trace_bad_axis_raises_axis_error():
+    with pytest.raises(np.exceptions.AxisError, match="out of bounds"):
+        trace(lambda a: a.sum(axis=2), X)
+
+
+def test_trace_unsupported_argument_type_is_rejected():
+    with pytest.raises(TypeError, match="complex128"):
+        trace(lambda a: a * 2, X.astype(np.complex128))
+
+
+def test_trace_non_array_output_is_rejected():
+    with pytest.raises(TracerError, match="returned a str"):
+        trace(lambda a: "nope", X)
