@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import optree
 
+from compiler import debug_nans
 from compiler.autodiff import vjp_graph
 from compiler.ir.graph import copy_into
 from compiler.passes import disabled_from_env
@@ -27,6 +28,7 @@ from compiler.plan import Policy, mark_segment
 from compiler.trace import ARRAY, FLOAT, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
 from compiler.trace.entry import leaf_kind
+from runtime.signature import normalize_array
 
 _ENV_DISABLED = disabled_from_env()  # read once, at import
 
@@ -110,6 +112,10 @@ class _Transform:
     # -- the call fast path -------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
+        fixed = _normalize_leaves(leaves)
+        if fixed is not None:  # a strided, Fortran-order or byte-swapped array: copy it once
+            leaves = fixed
+            args, kwargs = optree.tree_unflatten(tree, leaves)
         try:
             key = (tree, tuple([_leaf_key(x) for x in leaves]))
             spec = self._cache.get(key)
@@ -125,7 +131,19 @@ class _Transform:
                     self._cache[key] = spec
         flat = [leaves[i] for i in spec.dyn]
         outs = spec.fn(*flat)
-        return self._assemble(spec, outs)
+        if debug_nans.ENABLED:
+            self._debug_nans(spec, flat, outs)
+        return self._assemble(spec, outs, flat)
+
+    def _debug_nans(self, spec: _Spec, flat: list, outs: Sequence[Any]) -> None:
+        name = getattr(self.fun, "__name__", "function")
+        traced = spec.graphs["traced"]
+        if self.mode in ("grad", "value_and_grad"):
+            graph, n_fwd = spec.graphs["grad"], len(traced.nodes)
+        else:
+            graph, n_fwd = traced, None
+            outs = outs[: spec.n_out]  # vjp: the residuals are the planner's business
+        debug_nans.check(graph, flat, outs, f"{self.mode}({name})", n_fwd)
 
     # -- building ---------------------------------------------------------------------------
     def _checked_fun(self) -> Callable:
@@ -280,18 +298,18 @@ class _Transform:
             pos += n
         return out[0] if spec.single else tuple(out)
 
-    def _assemble(self, spec: _Spec, outs: Sequence[Any]) -> Any:
+    def _assemble(self, spec: _Spec, outs: Sequence[Any], flat: Sequence[Any] = ()) -> Any:
         if self.mode == "jit":
             return optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in outs])
         if self.mode == "vjp":
-            return self._vjp_result(spec, outs)
+            return self._vjp_result(spec, outs, flat if debug_nans.ENABLED else ())
         primal = optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in outs[: spec.n_out]])
         grads = self._grads(spec, outs[spec.n_out :])
         if self.mode == "grad":
             return (grads, primal[1]) if self.has_aux else grads
         return (primal, grads)
 
-    def _vjp_result(self, spec: _Spec, outs: Sequence[Any]) -> Any:
+    def _vjp_result(self, spec: _Spec, outs: Sequence[Any], primals: Sequence[Any]) -> Any:
         primal_flat = list(outs[: spec.n_out])
         residuals = list(outs[spec.n_out :])
         primal = optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in primal_flat])
@@ -314,8 +332,16 @@ class _Transform:
                     raise ValueError(
                         f"vjp pullback: cotangent shaped {c.shape} for an output shaped {shape}"
                     )
-                flat.append(c if isinstance(c, Tracer) else c.astype(dt, copy=False))
+                flat.append(
+                    c if isinstance(c, Tracer) else normalize_array(c.astype(dt, copy=False))
+                )
             grads = spec.bwd(*residuals, *flat)
+            if debug_nans.ENABLED and primals:
+                n_fwd = len(spec.graphs["traced"].nodes)
+                name = getattr(transform.fun, "__name__", "function")
+                debug_nans.check(
+                    spec.graphs["grad"], [*primals, *flat], grads, f"vjp({name}) pullback", n_fwd
+                )
             g = transform._grads(spec, grads)
             return (g,) if spec.single else g
 
@@ -351,10 +377,43 @@ class _Transform:
     def stages(self, *args: Any, **kwargs: Any) -> dict:
         """The graphs of each stage for these arguments (compiling if needed)."""
         leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
+        leaves = _normalize_leaves(leaves) or leaves
         key = (tree, tuple(_leaf_key(x) for x in leaves))
         if key not in self._cache:
             self(*args, **kwargs)
         return self._cache[key].graphs
+
+
+def _normalize_leaves(leaves: list) -> list | None:
+    """The leaves with every array C-contiguous and native-endian (what compiled code reads),
+    or None when they already are: the common case costs one flags check per array."""
+    out = None
+    for i, x in enumerate(leaves):
+        if type(x) is np.ndarray:
+            if x.flags.c_contiguous and x.dtype.isnative:
+                continue
+            x = normalize_array(x)
+        elif isinstance(x, np.ndarray):
+            x = normalize_array(_plain_array(x))
+        else:
+            continue
+        if out is None:
+            out = list(leaves)
+        out[i] = x
+    return out
+
+
+def _plain_array(x: np.ndarray) -> np.ndarray:
+    # A memmap is an ndarray with a file behind it. Other subclasses (np.matrix, masked
+    # arrays) change what operators mean, so the traced function would not be the one the
+    # user ran on them: refuse rather than differentiate something else.
+    if isinstance(x, np.memmap):
+        return np.asarray(x)
+    raise TypeError(
+        f"gradc does not accept {type(x).__module__}.{type(x).__name__} arguments (an "
+        "ndarray subclass whose operators differ from ndarray's); pass np.asarray(x), or "
+        "x.filled(...) for a masked array"
+    )
 
 
 def _scalarize(x: Any) -> Any:

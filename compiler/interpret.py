@@ -43,7 +43,10 @@ def run_graph(graph: Graph, args: Sequence[Any]) -> list[np.ndarray]:
     for n in graph.nodes:
         outs = run_node(n, [env[v] for v in n.inputs])
         env.update(zip(n.outputs, outs))
-    return [env[v] for v in graph.outputs]
+    # Fresh, writable arrays, as the compiled backend returns: an output may be an input (the
+    # caller's array), a constant (read-only, shared by every call) or a view of another
+    # output, and the caller must be free to write to it.
+    return [np.array(env[v], order="C") for v in graph.outputs]
 
 
 def interpret(graph: Graph, *args: Any, **kwargs: Any) -> Any:

@@ -97,7 +97,8 @@ def normalize_array(x: np.ndarray) -> np.ndarray:
     """Return `x` if C-contiguous and native-endian, else such a copy (the key ignores layout)."""
     if x.flags.c_contiguous and x.dtype.isnative:
         return x
-    return np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))
+    # not np.ascontiguousarray, which turns a 0-d array into a 1-d one
+    return np.array(x, dtype=x.dtype.newbyteorder("="), order="C")
 
 
 class _Unhashable(Exception):

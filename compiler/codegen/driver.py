@@ -28,6 +28,14 @@ from compiler.ir.types import dtype_short
 from compiler.primitives import OPS
 from compiler.primitives.shape import slice_tuple
 
+# `prange` on the outer loop, measured on 2 cores (numba 0.68, omp layer, with
+# OMP_WAIT_POLICY=passive, see compile.py): a parallel region costs ~40-60 us to wake the
+# pool, so a memory-bound `x*x + x` loop breaks even near 2**20 elements (149 -> 141 us;
+# 1.31 -> 0.76 ms at 2**22) and a libm-bound `sin(x)*x` loop near 2**14 (129 -> 110 us at
+# 2**14, 35 -> 18 ms at 2**22).
+PARALLEL_MIN = 1 << 20
+PARALLEL_MIN_LIBM = 1 << 14
+
 
 @dataclass
 class _Mat:
@@ -267,7 +275,16 @@ class PyDriver:
         call = args + params + outs
         if k.needs_shape:
             call.append(self.shape_param(k.domain))
-        self.src.line(f"{k.name}({', '.join(call)})")
+        kname = k.name
+        sized = [o for o, v in zip(outs, n.outputs) if v.shape == k.domain]
+        sized += [a for a, s in zip(args, shapes) if s is not None and tuple(s) == k.domain]
+        if k.par_name is not None and sized:
+            # chosen per call from the actual size, so the text stays size-independent; the
+            # parallel variant compiles on first use only
+            self.kernels[k.par_name] = k.par_source
+            least = PARALLEL_MIN_LIBM if "math." in k.source else PARALLEL_MIN
+            kname = f"({k.par_name} if {sized[0]}.size >= {least} else {k.name})"
+        self.src.line(f"{kname}({', '.join(call)})")
 
     def ufunc(self, n: Node) -> None:
         """`np.<op>(*inputs, out=...)`: NumPy's SIMD loop, broadcasting lazy inputs itself."""

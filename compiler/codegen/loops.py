@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.codegen.source import NJIT, Source, ctor, name_kernel
+from compiler.codegen.source import NJIT, NJIT_PARALLEL, Source, ctor, name_kernel
 from compiler.ir.graph import Graph, Node, Value
 from compiler.primitives import OPS, Kind, ScalarExpr
 
@@ -43,6 +43,8 @@ class LoopKernel:
     needs_shape: bool
     domain: tuple[int, ...]
     inplace_ok: tuple[int, ...]  # body inputs read exactly at the domain index (no broadcast)
+    par_name: str | None = None  # the same kernel with `prange` on its outer loop, if legal
+    par_source: str | None = None
 
 
 def is_elementwise(op: str) -> bool:
@@ -136,6 +138,7 @@ class _Gen:
         self.levels: dict[Value, int] = {}
         self.params: list[Node] = []
         self.red_nodes = [n for n in body.nodes if n.op in REDUCE_OPS]
+        self._parallel = False  # set per emission: prange on the outer loop
 
     def run(self) -> LoopKernel:
         body, dom = self.body, self.domain
@@ -155,10 +158,30 @@ class _Gen:
                 inplace.append(k)
         for pos, n in enumerate(body.nodes):
             self._node(pos, n)
-        src, needs_shape, ops = self._emit()
-        template = src
-        name, text = name_kernel(template)
-        return LoopKernel(name, text, tuple(self.params), needs_shape, dom, tuple(inplace))
+        src, needs_shape, ops = self._emit(parallel=False)
+        name, text = name_kernel(src)
+        par_name = par_text = None
+        if self._parallel_ok():
+            par_name, par_text = name_kernel(self._emit(parallel=True)[0])
+        return LoopKernel(
+            name, text, tuple(self.params), needs_shape, dom, tuple(inplace), par_name, par_text
+        )
+
+    def _parallel_ok(self) -> bool:
+        """`prange` on the outer loop is race-free: every outer iteration writes its own
+        outputs, or the only cross-iteration state is a scalar sum (a parfor reduction)."""
+        r = self.rank
+        if r == 0:
+            return False
+        axes = tuple(sorted(self.red_nodes[0].attrs["axis"])) if self.red_nodes else ()
+        if not axes:
+            return True
+        t = r
+        while t > 0 and (t - 1) in axes:
+            t -= 1
+        if set(axes) != set(range(t, r)):
+            return False  # accumulates into the output across outer iterations
+        return t > 0 or all(n.op == "sum" for n in self.red_nodes)
 
     def _node(self, pos: int, n: Node) -> None:
         out = n.out
@@ -196,7 +219,7 @@ class _Gen:
                 return f"a{k}"
         return None
 
-    def _emit(self) -> tuple[str, bool, list[str]]:
+    def _emit(self, parallel: bool) -> tuple[str, bool, list[str]]:
         body, r, dom = self.body, self.rank, self.domain
         red_outs = {n.out: n for n in self.red_nodes}
         nin = len(body.inputs)
@@ -238,7 +261,7 @@ class _Gen:
 
         src = Source()
         ops = [n.op for n in body.nodes if n.op not in ("const", "full", "broadcast_to")]
-        src.line(NJIT)
+        src.line(NJIT_PARALLEL if parallel else NJIT)
         with src.block(f"def {{name}}({', '.join(args)}):"):
             summary = " ".join(ops) or "copy"
             if len(summary) > 72:
@@ -251,6 +274,7 @@ class _Gen:
             if reds and not full_trailing and axes:
                 for oname, n, _acc, _idx in reds:
                     self._init_loops(src, oname, n)
+            self._parallel = parallel
             self._emit_depth(src, 0, t, full_trailing, axes, reds, stores)
         return src.text(), needs_shape, ops
 
@@ -291,7 +315,8 @@ class _Gen:
             for _o, n, acc, _idx in reds:
                 src.line(f"{acc} = {self._init(n)}")
         if d < r:
-            with src.block(f"for i{d} in range(n{d}):"):
+            loop = "numba.prange" if d == 0 and self._parallel else "range"
+            with src.block(f"for i{d} in {loop}(n{d}):"):
                 self._emit_depth(src, d + 1, t, full_trailing, axes, reds, stores)
         else:
             for s in stores[d]:

@@ -11,6 +11,7 @@ import numpy as np
 # NaN and inf must propagate, so never fastmath=True (which implies nnan/ninf).
 FASTMATH = "{'nsz', 'arcp', 'contract', 'afn', 'reassoc'}"
 NJIT = "@numba.njit(cache=True, error_model='numpy', fastmath=_FASTMATH)"
+NJIT_PARALLEL = "@numba.njit(cache=True, error_model='numpy', fastmath=_FASTMATH, parallel=True)"
 
 
 class Source:

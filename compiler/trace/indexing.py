@@ -156,6 +156,11 @@ def _merge_advanced(x: Tracer, key: Any) -> tuple[Tracer, Any]:
 
 
 def getitem(x: Tracer, key: Any) -> Tracer:
+    if _is_scalar_key(key, x.ndim):
+        # an integer for every axis gives NumPy a scalar, which is a copy: writing to it
+        # (`s = a[0]; s *= 2`) must not write back into `a`, so the result is not a view
+        view = getitem(x, (*key, ...) if isinstance(key, tuple) else (key, ...))
+        return Tracer(x._ctx, view.value, weak=x.weak)
     x, key = _merge_advanced(x, key)
     p = _Parsed(x, key)
     ctx = x._ctx
@@ -179,6 +184,11 @@ def getitem(x: Tracer, key: Any) -> Tracer:
     else:
         out._view_sig = (id(x), index, tuple(p.result_shape))
     return out
+
+
+def _is_scalar_key(key: Any, ndim: int) -> bool:
+    items = key if isinstance(key, tuple) else (key,)
+    return len(items) == ndim and all(_is_int(k) for k in items)
 
 
 def _is_fresh_view(v: Any, x: Tracer, index: tuple, shape: tuple) -> bool:

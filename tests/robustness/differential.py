@@ -1,0 +1,108 @@
+"""The oracles a random program is checked against (shared by the tests and campaign.py).
+
+For one `Program`:
+- forward: `jit(outputs)` on both backends returns what NumPy itself returns for every
+  intermediate value (same dtype and shape, close values);
+- gradients: `value_and_grad(loss)` on the Numba backend equals the interpreter's, the value
+  equals NumPy's, and (for `fd` programs) the gradients match central finite differences;
+- the caller's input arrays are unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import traceback
+
+import numpy as np
+import optree
+
+from compiler import jit, value_and_grad
+from tests.helpers import fd_grad
+from tests.robustness.programs import F32, Program
+
+
+def _tol(dtype: np.dtype) -> float:
+    return 2e-4 if np.dtype(dtype) == F32 else 1e-9
+
+
+def compare(got, want, what: str, tol: float | None = None) -> list[str]:
+    """Problems (empty if none) between pytrees `got` and `want`: structure, dtype, shape,
+    values (exact for bools, NaN equal to NaN, rtol+atol scaled by the array's size)."""
+    g_leaves, g_tree = optree.tree_flatten(got, none_is_leaf=True)
+    w_leaves, w_tree = optree.tree_flatten(want, none_is_leaf=True)
+    if g_tree != w_tree:
+        return [f"{what}: structure {g_tree} != {w_tree}"]
+    out = []
+    for k, (g, w) in enumerate(zip(g_leaves, w_leaves)):
+        g, w = np.asarray(g), np.asarray(w)
+        where = f"{what}[{k}]"
+        if g.shape != w.shape:
+            out.append(f"{where}: shape {g.shape} != {w.shape}")
+        elif g.dtype != w.dtype:
+            out.append(f"{where}: dtype {g.dtype} != {w.dtype}")
+        elif w.dtype.kind == "b":
+            if not np.array_equal(g, w):
+                out.append(f"{where}: {g.tolist()} != {w.tolist()}")
+        else:
+            t = tol if tol is not None else _tol(w.dtype)
+            finite = w[np.isfinite(w)]
+            scale = 1.0 + (float(np.abs(finite).max()) if finite.size else 0.0)
+            if not np.allclose(g, w, rtol=t, atol=t * scale, equal_nan=True):
+                err = np.abs(g.astype(np.float64) - w)
+                out.append(
+                    f"{where}: max abs error {np.nanmax(err):.3g} (scale {scale:.3g}, tol {t})"
+                    f"\n  got  {np.array2string(g, precision=6, threshold=20)}"
+                    f"\n  want {np.array2string(w, precision=6, threshold=20)}"
+                )
+    return out
+
+
+def _run(fn, args, what: str, problems: list[str]):
+    try:
+        with np.errstate(all="ignore"):
+            return fn(*args)
+    except Exception as exc:
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        problems.append(f"{what} raised {tb[:600]}")
+        return None
+
+
+def check_program(prog: Program, backend: str = "numba", fd: bool = True) -> list[str]:
+    """Every problem found with `prog` (see the module docstring); empty when it passes."""
+    outputs, loss = prog.functions()
+    xs = prog.inputs()
+    before = copy.deepcopy(xs)
+    problems: list[str] = []
+    # float32 anywhere makes float64 results downstream of it only float32-accurate
+    tol = _tol(F32) if "float32" in prog.text() + repr(prog.args) else None
+    with np.errstate(all="ignore"):
+        want = outputs(*copy.deepcopy(xs))
+        want_loss = loss(*copy.deepcopy(xs))
+    for b in ("interpret", backend):
+        got = _run(jit(outputs, backend=b), xs, f"jit[{b}]", problems)
+        if got is not None:
+            problems += compare(got, want, f"jit[{b}] vs numpy", tol)
+    argnums = tuple(range(len(xs)))
+    ref = _run(value_and_grad(loss, argnums=argnums, backend="interpret"), xs, "vg[interpret]",
+               problems)
+    got = _run(value_and_grad(loss, argnums=argnums, backend=backend), xs, f"vg[{backend}]",
+               problems)
+    if ref is not None:
+        problems += compare(ref[0], want_loss, "vg[interpret] value vs numpy", tol)
+        if got is not None:
+            problems += compare(got, ref, f"vg[{backend}] vs vg[interpret]", tol)
+        if fd and prog.fd:
+            for i in argnums:
+                want_g = fd_grad(loss, xs, i)
+                g = np.asarray(ref[1][i])
+                scale = 1.0 + float(np.abs(want_g).max()) + 1e-3 * abs(float(want_loss))
+                if not np.allclose(g, want_g, rtol=1e-5, atol=1e-6 * scale):
+                    problems.append(
+                        f"grad {i} vs finite differences: max error "
+                        f"{np.abs(g - want_g).max():.3g}\n  got {g.ravel()[:8]}\n  fd  "
+                        f"{want_g.ravel()[:8]}"
+                    )
+    for k, (a, b) in enumerate(zip(xs, before)):
+        if not np.array_equal(a, b):
+            problems.append(f"input {k} was modified")
+    return problems
