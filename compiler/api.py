@@ -28,9 +28,15 @@ from compiler.plan import Policy, mark_segment
 from compiler.trace import ARRAY, FLOAT, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
 from compiler.trace.entry import leaf_kind
-from runtime.signature import normalize_array
+from runtime.call import grad_assembler
+from runtime.pytree import flatten_args
+from runtime.signature import normalize_array, signature_key
 
 _ENV_DISABLED = disabled_from_env()  # read once, at import
+
+
+def _tracing() -> bool:
+    return bool(active_contexts())
 
 
 def default_backend() -> str:
@@ -79,6 +85,9 @@ class _Spec:
         "bwd",
         "n_res",
         "ct_tree",
+        "fast",
+        "all_dyn",
+        "has_arrays",
     )
 
 
@@ -111,29 +120,64 @@ class _Transform:
 
     # -- the call fast path -------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
+        if _tracing():  # inside another trace: become part of it
+            leaves, _ = optree.tree_flatten((args, kwargs), none_is_leaf=False)
+            return self._inline(args, kwargs, leaves)
+        if kwargs:
+            leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
+        else:
+            leaves, tree = flatten_args(args)
+        key = signature_key(leaves, tree)
+        spec = self._cache.get(key)
+        if spec is None:
+            return self._first_call(key, args, kwargs, leaves)
+        if spec.has_arrays:
+            fixed = _normalize_leaves(leaves)
+            if fixed is not None:  # a strided, Fortran-order or byte-swapped array: copy once
+                leaves = fixed
+        flat = leaves if spec.all_dyn else [leaves[i] for i in spec.dyn]
+        if spec.fast is not None and not debug_nans.ENABLED:
+            return spec.fast(flat)
+        outs = spec.fn(*flat)
+        if debug_nans.ENABLED:
+            self._debug_nans(spec, flat, outs)
+        return self._assemble(spec, outs, flat)
+
+    def _first_call(self, key: Any, args: tuple, kwargs: dict, leaves: list) -> Any:
         fixed = _normalize_leaves(leaves)
-        if fixed is not None:  # a strided, Fortran-order or byte-swapped array: copy it once
+        if fixed is not None:
             leaves = fixed
+            tree = optree.tree_structure((args, kwargs), none_is_leaf=False)
             args, kwargs = optree.tree_unflatten(tree, leaves)
-        try:
-            key = (tree, tuple([_leaf_key(x) for x in leaves]))
+        with self._lock:
             spec = self._cache.get(key)
-        except TypeError:
-            raise
-        if spec is None or active_contexts():
-            if active_contexts():  # inside another trace: become part of it
-                return self._inline(args, kwargs, leaves)
-            with self._lock:
-                spec = self._cache.get(key)
-                if spec is None:
-                    spec = self._compile(args, kwargs, leaves)
-                    self._cache[key] = spec
+            if spec is None:
+                spec = self._compile(args, kwargs, leaves)
+                spec.all_dyn = len(spec.dyn) == len(leaves)
+                spec.has_arrays = any(isinstance(x, np.ndarray) for x in leaves)
+                spec.fast = self._fast_assembler(spec)
+                self._cache[key] = spec
         flat = [leaves[i] for i in spec.dyn]
         outs = spec.fn(*flat)
         if debug_nans.ENABLED:
             self._debug_nans(spec, flat, outs)
         return self._assemble(spec, outs, flat)
+
+    def _fast_assembler(self, spec: _Spec) -> Callable | None:
+        """`flat -> result` for grad/value_and_grad without aux; None: use the general path."""
+        if self.mode not in ("grad", "value_and_grad") or self.has_aux:
+            return None
+        raw = getattr(spec.fn, "raw", None)
+        final = spec.graphs.get("final")
+        # plain scalars out of the all-scalar kernel fit only when every gradient is a float
+        use_raw = (raw is not None and final is not None
+                   and all(v.dtype == np.float64 for v in final.outputs)
+                   and all(k == "float" for k in spec.grad_kinds))
+        fn = raw if use_raw else spec.fn
+        assemble = grad_assembler(spec.n_out, spec.out_tree, spec.grad_trees, spec.grad_kinds,
+                                  spec.single, with_value=self.mode == "value_and_grad",
+                                  value_dtype=np.float64 if fn is raw else None)
+        return lambda flat: assemble(fn(*flat))
 
     def _debug_nans(self, spec: _Spec, flat: list, outs: Sequence[Any]) -> None:
         name = getattr(self.fun, "__name__", "function")
@@ -376,9 +420,11 @@ class _Transform:
     # -- introspection ---------------------------------------------------------------------------
     def stages(self, *args: Any, **kwargs: Any) -> dict:
         """The graphs of each stage for these arguments (compiling if needed)."""
-        leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
-        leaves = _normalize_leaves(leaves) or leaves
-        key = (tree, tuple(_leaf_key(x) for x in leaves))
+        if kwargs:
+            leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
+        else:
+            leaves, tree = flatten_args(args)
+        key = signature_key(leaves, tree)
         if key not in self._cache:
             self(*args, **kwargs)
         return self._cache[key].graphs

@@ -146,6 +146,8 @@ def compile_graph(graph: Graph, stage: str = "forward") -> CompiledStage:
     _share(module, kind)
     if kind == "njit":
         fn = CompiledStage(module.driver, *params)
+        # the raw body returns plain scalars (no 0-d arrays): the API's fast path uses it
+        fn.raw = functools.partial(module._body, *params)
     else:
         fn = CompiledStage(module.driver, tuple(params))
     fn.source = source
