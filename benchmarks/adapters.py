@@ -60,8 +60,31 @@ class GradcFramework(Framework):
     def function(self, w: Workload) -> Callable:
         """One ``value_and_grad`` object per workload, so later calls hit its cache."""
         if w.name not in self._compiled:
-            self._compiled[w.name] = self.value_and_grad(w.loss)
+            self._compiled[w.name] = self.value_and_grad(w.loss, **w.gradc_options)
         return self._compiled[w.name]
+
+    def memory(self, w: Workload) -> dict:
+        """Bytes gradc holds between calls and what its plans say, over compiled signatures.
+
+        ``held``: the stages' arena buffer sets (allocated on the first call, reused by every
+        later one, so a steady call's tracemalloc peak does not show them); ``planned``: the
+        arena size the buffer plan of the compiled graphs asks for (intermediates, inputs and
+        outputs excluded); ``plan_stage``: the planner's own peak for its (pre-fusion) graph.
+        """
+        out = {"held": 0, "planned": 0, "plan_stage": 0}
+        fn = self._compiled.get(w.name)
+        for spec in getattr(fn, "_cache", {}).values():
+            for stage in (getattr(spec, "fn", None), getattr(spec, "bwd", None)):
+                arena = getattr(stage, "arena", None)
+                if arena is not None:
+                    out["held"] += arena.nbytes * arena.num_sets
+                bufs = getattr(stage, "buffers", None)
+                if bufs is not None:
+                    out["planned"] += bufs.peak_bytes
+            plan = (getattr(spec, "graphs", None) or {}).get("plan")
+            if plan is not None:
+                out["plan_stage"] += plan.peak_bytes
+        return out
 
     def prepare(self, w, params, data):
         fn = self.function(w)

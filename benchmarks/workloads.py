@@ -86,6 +86,7 @@ class Workload:
     dtype: Any = np.float64
     small: dict = field(default_factory=dict)  # sizes for the finite-difference check
     description: str = ""
+    gradc_options: dict = field(default_factory=dict)  # extra value_and_grad options (memory)
     _built: dict = field(default_factory=dict, repr=False)
 
     def _lazy(self, key, builder):
@@ -656,6 +657,17 @@ def _workloads() -> dict[str, Workload]:
             deep_torch,
             small={"depth": 4, "width": 6, "batch": 3},
             description="64 residual tanh layers, width 256, batch 64, MSE",
+        ),
+        Workload(
+            "deep-sqrt",
+            deep_make,
+            deep_loss,
+            deep_numpy_vg,
+            deep_jax,
+            deep_torch,
+            small={"depth": 4, "width": 6, "batch": 3},
+            description="the deep workload with gradc's memory='sqrt' (checkpointed segments)",
+            gradc_options={"memory": "sqrt"},
         ),
         Workload(
             "rnn",

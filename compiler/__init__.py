@@ -1,10 +1,10 @@
 """gradc: a JIT compiler from plain-NumPy functions to compiled gradient functions."""
 
 from compiler import primitives  # noqa: F401  (fills the op registry)
-from compiler.logging_setup import configure_from_env
 from compiler.api import checkpoint, grad, jit, value_and_grad, vjp
 from compiler.interpret import interpret
 from compiler.ir import Graph, verify
+from compiler.logging_setup import configure_from_env
 from compiler.trace import TracerError, trace
 
 __version__ = "0.1.0"

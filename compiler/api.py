@@ -170,13 +170,22 @@ class _Transform:
         raw = getattr(spec.fn, "raw", None)
         final = spec.graphs.get("final")
         # plain scalars out of the all-scalar kernel fit only when every gradient is a float
-        use_raw = (raw is not None and final is not None
-                   and all(v.dtype == np.float64 for v in final.outputs)
-                   and all(k == "float" for k in spec.grad_kinds))
+        use_raw = (
+            raw is not None
+            and final is not None
+            and all(v.dtype == np.float64 for v in final.outputs)
+            and all(k == "float" for k in spec.grad_kinds)
+        )
         fn = raw if use_raw else spec.fn
-        assemble = grad_assembler(spec.n_out, spec.out_tree, spec.grad_trees, spec.grad_kinds,
-                                  spec.single, with_value=self.mode == "value_and_grad",
-                                  value_dtype=np.float64 if fn is raw else None)
+        assemble = grad_assembler(
+            spec.n_out,
+            spec.out_tree,
+            spec.grad_trees,
+            spec.grad_kinds,
+            spec.single,
+            with_value=self.mode == "value_and_grad",
+            value_dtype=np.float64 if fn is raw else None,
+        )
         return lambda flat: assemble(fn(*flat))
 
     def _debug_nans(self, spec: _Spec, flat: list, outs: Sequence[Any]) -> None:

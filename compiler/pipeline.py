@@ -42,8 +42,12 @@ def _fuse(graph: Graph, disable: Sequence[str]) -> Graph:
     return graph if "fuse" in disable else run_passes(graph, names=("fuse",))
 
 
-def grad_stages(joint: Graph, disable: Sequence[str] = (), memory: str | None = None,
-                memory_budget: int | None = None) -> dict[str, Any]:
+def grad_stages(
+    joint: Graph,
+    disable: Sequence[str] = (),
+    memory: str | None = None,
+    memory_budget: int | None = None,
+) -> dict[str, Any]:
     """joint -> passes (all but fuse) -> plan -> fuse; planning sits between them because
     recomputed clones must not be merged back by CSE, and fusing after planning puts the
     recomputed elementwise values inside the backward's loops."""
@@ -54,8 +58,9 @@ def grad_stages(joint: Graph, disable: Sequence[str] = (), memory: str | None = 
     return {"grad": joint, "passes": pre, "plan": plan, "final": _fuse(plan.graph, disable)}
 
 
-def vjp_stages(joint: Graph, n_primal_in: int, n_out: int,
-               disable: Sequence[str] = ()) -> dict[str, Any]:
+def vjp_stages(
+    joint: Graph, n_primal_in: int, n_out: int, disable: Sequence[str] = ()
+) -> dict[str, Any]:
     """Like `grad_stages`, then split into a forward stage (outputs + planned residuals) and a
     backward stage (residuals + cotangents -> gradients), each fused on its own."""
     from compiler.plan import plan_graph, split_plan
@@ -63,9 +68,14 @@ def vjp_stages(joint: Graph, n_primal_in: int, n_out: int,
     pre = optimize(joint, (*disable, "fuse"))
     plan = plan_graph(pre)
     split = split_plan(plan, n_primal_in, n_out)
-    return {"grad": joint, "passes": pre, "plan": plan,
-            "forward": _fuse(split.forward, disable), "backward": _fuse(split.backward, disable),
-            "n_residuals": split.n_residuals}
+    return {
+        "grad": joint,
+        "passes": pre,
+        "plan": plan,
+        "forward": _fuse(split.forward, disable),
+        "backward": _fuse(split.backward, disable),
+        "n_residuals": split.n_residuals,
+    }
 
 
 def lower(graph: Graph, backend: str, stage: str) -> Callable[..., list]:

@@ -15,7 +15,9 @@ hashes. Tracebacks in generated code are therefore one line below the line in `s
 Safety: entries are written to a temporary file in the same folder, fsynced and renamed over
 the target under a per-entry file lock, so no process sees half a file. The module is compiled
 from the bytes that were checked, never re-read from disk (and never from a stale `.pyc`), so
-an entry altered after the check cannot run. A damaged entry is rebuilt with a `CacheWarning`.
+an entry altered after the check cannot run. A damaged entry is rebuilt with a `CacheWarning`,
+and so are Numba's index/machine-code files for it that no longer parse (Numba does not fsync
+them, and raises from inside the first call on a damaged one instead of recompiling).
 A cache folder that cannot be created or written degrades, with one `CacheWarning`, to a
 temporary folder removed at exit.
 """
@@ -27,6 +29,7 @@ import functools
 import hashlib
 import importlib.util
 import os
+import pickletools
 import platform
 import re
 import shutil
@@ -132,6 +135,7 @@ def load_module(source: str, *, prefix: str = "gradc", mode: str = "numba") -> t
                 stem = f"{prefix}_{digest[:24]}"
                 text = f"{_HEADER}{digest}\n{source}"
                 path, how = _materialize(mode, stem, text.encode())
+                _scrub_numba_files(path)
                 module = _exec_module(f"gradc_gen_{stem}", path, text)
                 with _lock:
                     _memo[memo_key] = module
@@ -310,6 +314,69 @@ def _fallback_for(primary: Path, err: OSError) -> Path:
             stacklevel=4,
         )
     return folder
+
+
+def _scrub_numba_files(path: Path) -> None:
+    """Remove Numba's cache files for entry `path` that cannot be read back.
+
+    Numba writes its index (`.nbi`) and machine code (`.nbc`) by rename but without fsync, so
+    a crash or power loss can leave them empty or cut short; Numba then raises from inside the
+    first call of the kernel (EOFError, UnpicklingError) instead of recompiling. Each file's
+    pickle stream is walked (never unpickled: that would import the module) and a damaged
+    function's files are deleted, with one CacheWarning, so Numba compiles it afresh.
+    """
+    folder = path.parent / "__pycache__"
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.startswith(f"{path.stem}."))
+    except OSError:
+        return
+    bad: dict[str, str] = {}  # function's file base -> what is wrong
+    for name in names:
+        if name.endswith(".nbi"):
+            base, pickles = name[:-4], 2  # Numba's version, then (stamp, overloads)
+        elif name.endswith(".nbc"):
+            base, pickles = name[:-4].rpartition(".")[0], 1
+        else:
+            continue
+        if base in bad:
+            continue
+        try:
+            problem = _pickle_problem((folder / name).read_bytes(), pickles)
+        except OSError as err:
+            problem = f"unreadable ({type(err).__name__})"
+        if problem:
+            bad[base] = f"{name} is {problem}"
+    for base in bad:
+        for name in names:
+            if name == f"{base}.nbi" or (name.startswith(f"{base}.") and name.endswith(".nbc")):
+                with suppress(OSError):
+                    (folder / name).unlink()
+    if bad:
+        warnings.warn(
+            f"gradc cache: Numba's compiled code for {path.name} was damaged "
+            f"({'; '.join(bad.values())}); removed it, so it is compiled again",
+            CacheWarning,
+            stacklevel=4,
+        )
+
+
+def _pickle_problem(data: bytes, count: int) -> str | None:
+    """None if `data` is exactly `count` complete pickle streams, else what is wrong."""
+    if not data:
+        return "empty"
+    pos = 0
+    try:
+        for _ in range(count):
+            end = None
+            for op, _arg, at in pickletools.genops(data[pos:]):
+                if op.name == "STOP":
+                    end = pos + at + 1
+            if end is None:
+                return "truncated"
+            pos = end
+    except Exception:  # genops raises ValueError (and others) on a damaged stream
+        return "truncated or corrupt"
+    return None if pos == len(data) else "corrupt (trailing bytes)"
 
 
 def _exec_module(name: str, path: Path, text: str) -> types.ModuleType:

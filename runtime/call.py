@@ -24,9 +24,15 @@ def _converter(kind: str) -> Callable[[Any], Any]:
     return lambda g: g
 
 
-def grad_assembler(n_out: int, out_tree: Any, grad_trees: Sequence[Any], grad_kinds: Sequence[str],
-                   single: bool, with_value: bool,
-                   value_dtype: Any = None) -> Callable[[Sequence[Any]], Any]:
+def grad_assembler(
+    n_out: int,
+    out_tree: Any,
+    grad_trees: Sequence[Any],
+    grad_kinds: Sequence[str],
+    single: bool,
+    with_value: bool,
+    value_dtype: Any = None,
+) -> Callable[[Sequence[Any]], Any]:
     """`outs -> (value, grads)` (or `grads`) for value_and_grad / grad without has_aux.
 
     `outs` are 0-d arrays or arrays, or (with `value_dtype` given) plain scalars from an
@@ -46,7 +52,7 @@ def grad_assembler(n_out: int, out_tree: Any, grad_trees: Sequence[Any], grad_ki
             return gl[0] if single else tuple(gl)
         out, pos = [], 0
         for t, n, leaf in zip(trees, sizes, leafy):
-            out.append(gl[pos] if leaf else optree.tree_unflatten(t, gl[pos:pos + n]))
+            out.append(gl[pos] if leaf else optree.tree_unflatten(t, gl[pos : pos + n]))
             pos += n
         return out[0] if single else tuple(out)
 

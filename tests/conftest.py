@@ -10,6 +10,10 @@ import pytest
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 
+# every test that goes through the public API (grad, value_and_grad, vjp, jit) runs once per
+# backend; "interpret" is the reference oracle, "numba" the compiled default
+BACKENDS = ("interpret", "numba")
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -47,3 +51,9 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
             )
 
     return check
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The `backend=` to pass to the public transformations; the test id names it."""
+    return request.param

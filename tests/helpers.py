@@ -1,4 +1,5 @@
-"""Test oracles: central finite differences and NumPy-side unbroadcasting."""
+"""Test oracles: central finite differences, NumPy-side unbroadcasting, and NumPy itself for
+traced (`check_trace`) and compiled (`check_jit`) functions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import optree
 
-from compiler import interpret, trace, verify
+from compiler import interpret, jit, trace, verify
 
 
 def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -94,3 +95,19 @@ def check_trace(f: Callable, *args, rtol: float | None = None):
             np.testing.assert_array_equal(a, b, err_msg="tracing changed the caller's array")
     assert_tree_matches(out, f(*copy.deepcopy(before)), rtol)
     return graph
+
+
+def check_jit(backend: str, f: Callable, *args, rtol: float | None = None):
+    """`jit(f, backend=backend)(*args)` equals NumPy's `f(*args)` (leaf by leaf: structure,
+    shape, dtype, values), twice in a row (the second call reuses the compiled function), and
+    the caller's arrays are not changed. Returns the jitted function."""
+    before = copy.deepcopy(args)
+    want = f(*copy.deepcopy(before))
+    fn = jit(f, backend=backend)
+    for call in ("first", "second"):
+        out = fn(*args)
+        for a, b in zip(optree.tree_leaves(args), optree.tree_leaves(before)):
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b, err_msg="jit changed the caller's array")
+        assert_tree_matches(out, want, rtol, what=f"jit[{backend}] {call} call")
+    return fn

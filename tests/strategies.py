@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 # interpreter-level property tests: no deadline (first calls trace), modest example counts
 INTERP = settings(deadline=None, max_examples=100)
+
+# API-level property tests on a compiling backend: every new structure (ops, ranks, dtypes,
+# broadcast pattern) is a new compilation, up to tenths of a second on Numba (new sizes of a
+# known structure reuse its module), so fewer examples: 20 cost about a second per test
+COMPILED_EXAMPLES = 20
+
+
+def api_settings(backend: str) -> settings:
+    """Hypothesis settings for a property test through grad/value_and_grad/vjp/jit."""
+    n = INTERP.max_examples if backend == "interpret" else COMPILED_EXAMPLES
+    return settings(INTERP, max_examples=n)
+
+
+def given_on(backend: str, *args, **kwargs):
+    """`@given(...)` with `api_settings(backend)`, for a property body defined inside a test
+    that takes the `backend` fixture (settings cannot depend on a fixture at import time):
+
+        def test_x(backend):
+            @gst.given_on(backend, x=gst.arrays((3,)))
+            def check(x): ...
+
+            check()
+    """
+
+    def wrap(body):
+        return api_settings(backend)(given(*args, **kwargs)(body))
+
+    return wrap
 
 
 def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4):

@@ -14,11 +14,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from compiler.codegen.arena import StageBuffers
 from compiler.codegen.driver import PyDriver
 from compiler.codegen.route import reroute
 from compiler.codegen.scalar import ScalarDriver, scalar_eligible
 from compiler.codegen.source import FASTMATH, digest
 from compiler.ir.graph import Graph
+from compiler.plan.buffers import Buffers, assign_buffers
 
 # Parallel kernels run on Numba's OpenMP pool. By default its idle threads spin for a while
 # after each parallel loop, which on 2 cores took the core that the next BLAS call or ufunc
@@ -47,6 +49,9 @@ class CompiledStage(functools.partial):
     driver_kind: str
     stage: str
     module: Any
+    graph: Graph  # the graph the driver runs (codegen reroutes, refuses and reorders)
+    buffers: Buffers | None  # its buffer plan; `buffers.peak_bytes` is the arena's size
+    arena: StageBuffers | None  # this stage's buffer sets (None: no arena values)
 
     def __repr__(self) -> str:
         return (
@@ -82,17 +87,38 @@ def compile_stats() -> CompileStats:
     return CompileStats(modules, kernels, compiled, hits)
 
 
-def generate(graph: Graph, stage: str) -> tuple[str, list[object], str, int]:
-    """Return (module source, bound params, driver kind, kernel count) for `graph`."""
+@dataclass
+class Generated:
+    """What `generate` returns: the module text and what the stage binds to it."""
+
+    source: str
+    params: list[object]
+    kind: str  # "njit" or "python"
+    count: int  # njit functions in the module
+    graph: Graph  # the graph the driver runs (rerouted, refused, scheduled)
+    buffers: Buffers | None = None  # its buffer plan (Python driver)
+    layout: tuple = ()  # (slot, shape) per arena view the driver unpacks
+    small_sites: tuple = ()  # (param index, kernel name, ops) per small loop
+
+
+def generate(graph: Graph, stage: str) -> Generated:
+    """The module source for `graph`, its bound params and the buffer plan it follows."""
     kernels: dict[str, str] = {}
     imports = ["import math", "", "import numba", "import numpy as np", ""]
+    bufs = None
+    layout: tuple = ()
+    small: tuple = ()
     if scalar_eligible(graph):
         gen = ScalarDriver(graph)
         driver_src = gen.generate()
         kind = "njit"
     else:
-        gen = PyDriver(reroute(graph), kernels)
+        graph = reroute(graph)
+        bufs = assign_buffers(graph)  # the plan of exactly the graph the driver runs
+        gen = PyDriver(graph, kernels, bufs)
         driver_src = gen.generate()
+        layout = tuple(gen.layout)
+        small = tuple(gen.small_sites)
         kind = "python"
     count = len(kernels) + (kind == "njit")
     parts = [
@@ -114,7 +140,7 @@ def generate(graph: Graph, stage: str) -> tuple[str, list[object], str, int]:
         f"# structure {digest(body, 20)}: sizes and constants are arguments (P), so every graph\n"
         "# with this structure (ops, ranks, dtypes, broadcast pattern) shares this module.\n"
     )
-    return header + body, gen.params, kind, count
+    return Generated(header + body, gen.params, kind, count, graph, bufs, layout, small)
 
 
 def _load(source: str):
@@ -141,18 +167,30 @@ def _share(module: Any, kind: str) -> None:
 
 def compile_graph(graph: Graph, stage: str = "forward") -> CompiledStage:
     """Compile `graph` to a callable `fn(*flat_inputs) -> list[np.ndarray]` (see module doc)."""
-    source, params, kind, count = generate(graph, stage)
-    module = _load(source)
-    _share(module, kind)
-    if kind == "njit":
+    gen = generate(graph, stage)
+    module = _load(gen.source)
+    _share(module, gen.kind)
+    params = gen.params
+    arena = None
+    if gen.kind == "njit":
         fn = CompiledStage(module.driver, *params)
         # the raw body returns plain scalars (no 0-d arrays): the API's fast path uses it
         fn.raw = functools.partial(module._body, *params)
     else:
+        if gen.layout:  # a new Arena per compile: its slots have this graph's sizes
+            arena = StageBuffers(gen.buffers.arena_specs(), gen.layout)
+        params = [arena, *params[1:]]
+        for j, kname, _ops in gen.small_sites:
+            # a kernel this process already compiled costs nothing more: use it at once
+            if getattr(getattr(module, kname, None), "overloads", None):
+                params[j] = 0
         fn = CompiledStage(module.driver, tuple(params))
-    fn.source = source
-    fn.kernel_count = count
-    fn.driver_kind = kind
+    fn.source = gen.source
+    fn.kernel_count = gen.count
+    fn.driver_kind = gen.kind
     fn.stage = stage
     fn.module = module
+    fn.graph = gen.graph
+    fn.buffers = gen.buffers
+    fn.arena = arena
     return fn

@@ -68,15 +68,26 @@ def _inline(b: Builder, body: Graph, ins: list[Value]) -> list[Value]:
 
 
 def reroute(graph: Graph) -> Graph:
-    """Split fused groups at routed ops: inline them and fuse again around the ufuncs."""
+    """The graph codegen compiles: fused groups redone around the routed ops, in an order
+    that keeps no value live longer than it must (`schedule.sink`).
+
+    Every fused node is inlined, the flat graph sunk (so a backward-only elementwise value
+    that the fuse pass computed in the forward group, like `1 - t*t` after a tanh, moves next
+    to its backward reader), then fused again with the routed ops as barriers; fusion then
+    merges such a value into the backward loop that reads it, and it is never stored. Bodies
+    that are not one loop nest are inlined for op-by-op lowering, cheap group outputs whose
+    readers can recompute them are pushed into those readers (`pushdown`), and the result
+    is sunk again.
+    A graph without fused nodes (fusion disabled) is only sunk.
+    """
+    from compiler.codegen.loops import fits_loop
+    from compiler.codegen.pushdown import push_down
+    from compiler.codegen.schedule import sink
     from compiler.passes.fuse import fuse
 
-    def has_routed(body: Graph) -> bool:
-        return any(
-            routed(n) or (n.op == "fused" and has_routed(n.attrs["body"])) for n in body.nodes
-        )
-
-    flat = inline_fused(graph, has_routed)
-    if flat is graph:
-        return graph
-    return fuse(flat, barrier=routed)
+    flat = inline_fused(graph, lambda body: True)
+    if flat is not graph:
+        graph = fuse(sink(flat), barrier=routed)
+        graph = inline_fused(graph, lambda body: not fits_loop(body))
+        graph = push_down(graph)
+    return sink(graph)

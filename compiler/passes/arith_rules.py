@@ -1,9 +1,10 @@
 """Algebraic rules on elementwise ops: identities, zeros from the adjoint, uniform folding.
 
 NaN/Inf policy. Every rule here is exact in IEEE arithmetic for every input, except the
-rules marked ZERO, which replace `x * 0` (and `0 @ x`) by zeros. IEEE gives NaN there when
-x is Inf or NaN. We fold anyway, assuming finite operands, because the zeros of a joint
-graph are the adjoint's symbolic zeros (`full` fills for cotangents that do not flow):
+rules marked ZERO, which replace `x * 0` (and `0 @ x`) by zeros when the zero is a `full`
+fill. IEEE gives NaN there when x is Inf or NaN. We fold anyway, assuming finite operands,
+because such zeros are the adjoint's symbolic zeros (`full` fills for cotangents that do not
+flow); a user's literal `0.0 * x` is a `const` and is left alone, so it stays NaN for inf x:
 JAX never multiplies its symbolic zeros (`ad.Zero`) either, so an unused branch contributes
 exactly 0 there even when a forward value overflowed. Only a *multiplication* by a known
 zero is folded; `0 / x` is kept (0/0 is NaN for a finite x). Results may differ from the
@@ -79,9 +80,9 @@ def mul_minus_one(node: Node, rw: Rewriter) -> Value | None:
 
 @rule("multiply")
 def mul_zero(node: Node, rw: Rewriter) -> Value | None:
-    """x * 0 -> 0, 0 * x -> 0 (ZERO: assumes finite x, see the module doc)"""
+    """x * 0 -> 0, 0 * x -> 0 for a `full` zero (ZERO: assumes finite x, see the module doc)"""
     x, y = node.inputs
-    if rw.is_fill(x, 0) or rw.is_fill(y, 0):
+    if rw.is_zero_fill(x) or rw.is_zero_fill(y):
         return rw.full(node.out.type, 0)
     return None
 

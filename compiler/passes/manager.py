@@ -23,12 +23,19 @@ PASSES: dict[str, Pass] = {}
 # - simplify first: the adjoint is full of `* 1`, `+ 0`, zero fills and reshape/broadcast
 #   chains; removing them exposes constant subgraphs and makes equal expressions look equal;
 # - fold next: what simplify leaves computed from constants only becomes one constant;
-# - cse after both, on canonical forms, so `transpose W` built twice (by two VJPs) and
+# - batch after both: it matches `transpose(a) @ b` terms of add chains and products of a
+#   shared operand, which simplify makes visible (transpose chains, `* 1` and zero terms
+#   gone); before cse, which merges the equal concatenations it emits (the forward's
+#   `concat(x_t)` and the weight gradient's), and which could make a term used twice (a
+#   term with another user is not batched); it looks through a weight's per-use
+#   transposes itself;
+# - cse after those, on canonical forms, so `transpose W` built twice (by two VJPs) and
 #   constants that folding made equal are merged;
-# - dce then drops everything the three above left without users (they never delete);
+# - dce then drops everything the passes above left without users (only batch skips the
+#   nodes it absorbs, all of them single-use);
 # - fuse last: it groups the final elementwise chains into loop nests, and its `fused`
 #   nodes are opaque to the other passes.
-DEFAULT_PASSES: tuple[str, ...] = ("simplify", "fold", "cse", "dce", "fuse")
+DEFAULT_PASSES: tuple[str, ...] = ("simplify", "fold", "batch", "cse", "dce", "fuse")
 
 # Passes that may be named (in DEFAULT_PASSES, `disable`, the environment) before their
 # module exists; `run_passes` skips them while unregistered. `fuse` lives in its own module.

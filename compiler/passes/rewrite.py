@@ -148,6 +148,12 @@ class Rewriter:
         u = self.uniform(v)
         return u is not None and bool(u == value)
 
+    def is_zero_fill(self, v: Value) -> bool:
+        """True when `v` is a `full` node of zeros: the adjoint's symbolic zeros (and
+        `np.zeros` arrays). A user's literal `0.0` is a `const`, so `0.0 * x` is not folded
+        and stays NaN for infinite x, as in NumPy."""
+        return self.op_of(v) == "full" and self.is_fill(v, 0)
+
     def constant(self, array: Any, dtype: Any = None) -> Value:
         """A constant node: `full` for a uniform array of more than one element, else
         `const` (the tracer's convention, so folded and traced constants print alike)."""

@@ -76,7 +76,7 @@ def sum_fill(node: Node, rw: Rewriter) -> Value | None:
 def matmul_zero(node: Node, rw: Rewriter) -> Value | None:
     """0 @ x -> 0, x @ 0 -> 0 (ZERO: assumes finite x)"""
     a, b = node.inputs
-    if rw.is_fill(a, 0) or rw.is_fill(b, 0):
+    if rw.is_zero_fill(a) or rw.is_zero_fill(b):
         return rw.full(node.out.type, 0)
     return None
 

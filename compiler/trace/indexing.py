@@ -125,12 +125,14 @@ def _merge_advanced(x: Tracer, key: Any) -> tuple[Tracer, Any]:
         raise NotImplementedError("None together with several integer-array indices")
     group = [i for i, k in enumerate(items) if _is_array_index(k) or _is_int(k)]
     if group != list(range(group[0], group[-1] + 1)):
-        raise NotImplementedError("integer-array indices separated by slices move axes in "
-                                  "NumPy; index in two steps instead")
+        raise NotImplementedError(
+            "integer-array indices separated by slices move axes in "
+            "NumPy; index in two steps instead"
+        )
     p, q = group[0], group[-1]
-    sizes = x.shape[p:q + 1]
+    sizes = x.shape[p : q + 1]
     parts = []
-    for k, size in zip(items[p:q + 1], sizes):
+    for k, size in zip(items[p : q + 1], sizes):
         if isinstance(k, Tracer):
             if k.dtype.kind not in "iu":
                 raise IndexError("arrays used as indices must be of integer type")
@@ -149,10 +151,10 @@ def _merge_advanced(x: Tracer, key: Any) -> tuple[Tracer, Any]:
     for k, size in zip(reversed(parts), reversed(sizes)):
         flat = k * stride + flat
         stride *= size
-    merged = ops.reshape(x, x.shape[:p] + (stride,) + x.shape[q + 1:])
+    merged = ops.reshape(x, x.shape[:p] + (stride,) + x.shape[q + 1 :])
     if not isinstance(flat, Tracer):
         flat = np.asarray(flat, dtype=np.int64)
-    return merged, tuple(items[:p]) + (flat,) + tuple(items[q + 1:])
+    return merged, tuple(items[:p]) + (flat,) + tuple(items[q + 1 :])
 
 
 def getitem(x: Tracer, key: Any) -> Tracer:

@@ -58,8 +58,10 @@ def emit(
 def cast_to(x: Tracer, dtype: Any, op: str = "astype") -> Tracer:
     dtype = np.dtype(dtype)
     if dtype.kind not in "fiub" or dtype == np.float16:
-        raise NotImplementedError(f"{op}: dtype {dtype} is not supported by gradc (use "
-                                  "float32, float64, integers or bool)")
+        raise NotImplementedError(
+            f"{op}: dtype {dtype} is not supported by gradc (use "
+            "float32, float64, integers or bool)"
+        )
     if x.dtype == dtype:
         return x
     return emit(x._ctx, "astype", [x], weak=x.weak, dtype=dtype)

@@ -8,7 +8,6 @@ import pytest
 
 from compiler import grad, value_and_grad
 
-B = "interpret"
 SIZES = [5, 7, 6, 3]  # input, two hidden tanh layers, logits
 N = 8
 
@@ -66,11 +65,11 @@ def backprop(params, x, onehot):
     return value, grads, delta  # delta is now dL/dx
 
 
-def test_mlp_grad_matches_hand_written_backprop():
+def test_mlp_grad_matches_hand_written_backprop(backend):
     rng = np.random.default_rng(0)
     params = _params(rng)
     x, onehot = _data(rng)
-    value, grads = value_and_grad(loss, backend=B)(params, x, onehot)
+    value, grads = value_and_grad(loss, backend=backend)(params, x, onehot)
     want_value, want, _ = backprop(params, x, onehot)
     np.testing.assert_allclose(value, want_value, rtol=1e-12)
     assert set(grads) == set(want)
@@ -81,20 +80,20 @@ def test_mlp_grad_matches_hand_written_backprop():
             np.testing.assert_allclose(g, want[name][p], rtol=1e-10, atol=1e-13, err_msg=name + p)
 
 
-def test_mlp_input_gradient_matches_backprop_delta():
+def test_mlp_input_gradient_matches_backprop_delta(backend):
     rng = np.random.default_rng(1)
     params = _params(rng)
     x, onehot = _data(rng)
-    gx = grad(loss, argnums=1, backend=B)(params, x, onehot)
+    gx = grad(loss, argnums=1, backend=backend)(params, x, onehot)
     _, _, delta = backprop(params, x, onehot)
     np.testing.assert_allclose(gx, delta, rtol=1e-10, atol=1e-13)
 
 
-def test_mlp_float32_grads_are_float32_and_close():
+def test_mlp_float32_grads_are_float32_and_close(backend):
     rng = np.random.default_rng(2)
     params = _params(rng, np.float32)
     x, onehot = _data(rng, np.float32)
-    value, grads = value_and_grad(loss, backend=B)(params, x, onehot)
+    value, grads = value_and_grad(loss, backend=backend)(params, x, onehot)
     assert np.asarray(value).dtype == np.float32
     p64 = {k: {n: a.astype(np.float64) for n, a in v.items()} for k, v in params.items()}
     _, want, _ = backprop(p64, x.astype(np.float64), onehot.astype(np.float64))
@@ -105,11 +104,11 @@ def test_mlp_float32_grads_are_float32_and_close():
 
 
 @pytest.mark.parametrize("seed", [3, 4])
-def test_mlp_gradient_step_decreases_loss(seed):
+def test_mlp_gradient_step_decreases_loss(seed, backend):
     rng = np.random.default_rng(seed)
     params = _params(rng)
     x, onehot = _data(rng)
-    vg = value_and_grad(loss, backend=B)
+    vg = value_and_grad(loss, backend=backend)
     before, g = vg(params, x, onehot)
     stepped = {k: {n: a - 0.1 * g[k][n] for n, a in v.items()} for k, v in params.items()}
     after, _ = vg(stepped, x, onehot)  # second call: same signature, cached graph

@@ -1,5 +1,5 @@
-"""End to end through the public API on each backend: gradients vs hand-written NumPy
-backprop or finite differences, the `examples/` scripts' losses, and numba == interpret."""
+"""End to end through the public API on each backend (the `backend` fixture): gradients vs
+hand-written NumPy backprop or finite differences, and the `examples/` scripts' losses."""
 
 from __future__ import annotations
 
@@ -12,25 +12,6 @@ import pytest
 from compiler import grad, jit, value_and_grad, vjp
 from tests.autodiff import test_mlp as mlp
 from tests.helpers import fd_grad
-
-
-def _codegen_importable() -> bool:
-    try:
-        from compiler.codegen import compile_graph  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-BACKENDS = [
-    "interpret",
-    pytest.param(
-        "numba",
-        marks=pytest.mark.skipif(
-            not _codegen_importable(), reason="compiler.codegen cannot be imported yet"
-        ),
-    ),
-]
 
 ROOT = Path(__file__).resolve().parents[2]
 R = np.random.default_rng(17)
@@ -45,7 +26,6 @@ def _example(name: str):
     return mod
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_e2e_walkthrough_exact(backend):
     f = lambda w, x, b, y: (w * x + b - y) ** 2  # noqa: E731
     value, grads = value_and_grad(f, argnums=(0, 1, 2, 3), backend=backend)(2.0, 3.0, 1.0, 4.0)
@@ -54,7 +34,6 @@ def test_e2e_walkthrough_exact(backend):
     assert all(type(g) is float for g in grads)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_e2e_mlp_matches_hand_backprop(backend):
     rng = np.random.default_rng(0)
     params = mlp._params(rng)
@@ -83,7 +62,6 @@ def _inplace(a, b, c):
     return np.sum(z * z)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("f", [_broadcast_reduce, _inplace], ids=lambda f: f.__name__.strip("_"))
 def test_e2e_gradients_match_finite_differences(backend, f):
     args = [R.normal(size=(3, 4)), R.normal(size=(5, 4)), R.normal(size=(1,))]
@@ -92,7 +70,6 @@ def test_e2e_gradients_match_finite_differences(backend, f):
         np.testing.assert_allclose(g, fd_grad(f, args, i), rtol=1e-6, atol=1e-8, err_msg=str(i))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_e2e_float32_stays_float32(backend):
     x = R.normal(size=(6, 3)).astype(np.float32)
     w = R.normal(size=(3, 2)).astype(np.float32)
@@ -107,7 +84,6 @@ def test_e2e_float32_stays_float32(backend):
     np.testing.assert_allclose(gx, d @ w.T.astype(np.float64), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_e2e_vjp_and_jit(backend):
     m = R.normal(size=(3, 4))
     out, pullback = vjp(lambda a: np.exp(a) @ m.T, R.normal(size=(2, 4)) * 0 + 0.5, backend=backend)
@@ -120,7 +96,6 @@ def test_e2e_vjp_and_jit(backend):
     np.testing.assert_allclose(f(x), np.maximum(x, 0.0) @ m, rtol=1e-12)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_e2e_reuse_with_new_values_and_batch_size(backend):
     vg = value_and_grad(lambda w, x: np.sum(np.tanh(x @ w)), backend=backend)
     w = R.normal(size=(4, 2))
@@ -135,7 +110,6 @@ def test_e2e_reuse_with_new_values_and_batch_size(backend):
 # -- the examples/ scripts' losses ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_e2e_example_mlp_sgd_gradient_matches_fd(backend):
     ex = _example("mlp_sgd")
     rng = np.random.default_rng(0)
@@ -151,7 +125,6 @@ def test_e2e_example_mlp_sgd_gradient_matches_fd(backend):
         np.testing.assert_allclose(g[k], fd_grad(f, [params[k]], 0), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_e2e_example_logreg_gradient_matches_fd(backend):
     ex = _example("logreg_scipy")
     X, t = ex.make_data(np.random.default_rng(0), n=20, d=3)
@@ -161,7 +134,6 @@ def test_e2e_example_logreg_gradient_matches_fd(backend):
     np.testing.assert_allclose(g, fd_grad(ex.loss, [theta, X, t], 0), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_e2e_example_seed_walkthrough_loss(backend):
     ex = _example("seed_walkthrough")
     v, gs = value_and_grad(ex.loss, argnums=(0, 1, 2, 3), backend=backend)(2.0, 3.0, 1.0, 4.0)

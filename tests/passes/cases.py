@@ -47,6 +47,14 @@ def branches_loss(x, y):
     return np.sum(np.where(x > 0, x * 2.0, 0.0)) + np.sum(x[1:3] * 1.0)
 
 
+def rnn_loss(wx, wh, b, xs, h0):
+    """A tanh RNN unrolled over the steps of `xs`: `wx` and `wh` are shared by every step."""
+    h = h0
+    for t in range(xs.shape[0]):
+        h = np.tanh(xs[t] @ wx + h @ wh + b)
+    return np.mean(h * h)
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -82,6 +90,15 @@ def _build_cases() -> dict[str, Case]:
         ),
         _case("diamond", diamond_loss, rng.normal(size=(2, 3))),
         _case("branches", branches_loss, rng.normal(size=5), rng.normal(size=2)),
+        _case(
+            "rnn",
+            rnn_loss,
+            rng.normal(size=(2, 3)),
+            rng.normal(size=(3, 3)) / 2,
+            rng.normal(size=3),
+            rng.normal(size=(3, 2, 2)),
+            rng.normal(size=(2, 3)),
+        ),
     ]
     return {c.name: c for c in cases}
 

@@ -100,7 +100,7 @@ def _inputs(g: Graph, seed: int) -> list[np.ndarray]:
 @given(g=graphs(), seed=st.integers(0, 2**16))
 def test_fuzz_every_pass_is_correct_and_idempotent(g, seed):
     args = _inputs(g, seed)
-    for name in ("simplify", "fold", "cse", "dce"):
+    for name in ("simplify", "fold", "batch", "cse", "dce"):
         once = verify(PASSES[name](g))
         assert_same_outputs(g, once, args)
         assert PASSES[name](once) is once, name

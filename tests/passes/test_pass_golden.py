@@ -10,7 +10,7 @@ import pytest
 from compiler.passes import PASSES, run_passes
 
 
-@pytest.mark.parametrize("name", ["simplify", "fold", "cse", "dce"])
+@pytest.mark.parametrize("name", ["simplify", "fold", "batch", "cse", "dce"])
 def test_golden_pass(name, case, golden):
     golden(f"{name}/{case.name}.txt", str(PASSES[name](case.joint)))
 

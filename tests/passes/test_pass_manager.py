@@ -25,7 +25,7 @@ def _g():
 
 
 def test_default_passes_are_explicit_with_fuse_last():
-    assert DEFAULT_PASSES == ("simplify", "fold", "cse", "dce", "fuse")
+    assert DEFAULT_PASSES == ("simplify", "fold", "batch", "cse", "dce", "fuse")
     assert set(DEFAULT_PASSES) <= set(known_passes())
 
 
@@ -38,7 +38,7 @@ def test_register_pass_rejects_duplicates():
     "kw", [{"names": ("simplify", "nope")}, {"disable": ("nope",)}, {"print_after": "nope"}]
 )
 def test_run_passes_unknown_name_lists_known_passes(kw):
-    with pytest.raises(ValueError, match="unknown pass 'nope'.*known passes: cse, dce, fold"):
+    with pytest.raises(ValueError, match="unknown pass 'nope'.*known passes: batch, cse, dce"):
         run_passes(_g(), **kw)
 
 
@@ -47,7 +47,7 @@ def test_run_passes_disable_and_report():
     g = _g()
     out = run_passes(g, disable=("cse", "fuse"), report=report)
     names = [r.name for r in report]
-    assert "cse" not in names and names[:3] == ["simplify", "fold", "dce"]
+    assert "cse" not in names and names[:4] == ["simplify", "fold", "batch", "dce"]
     assert report[0].nodes_before == len(g.nodes) and report[0].changed
     assert report[1].changed is False  # fold finds no constants
     assert report[-1].nodes_after == len(out.nodes)

@@ -14,7 +14,7 @@ from compiler.passes import DEFAULT_PASSES, PASSES, run_passes
 from tests.passes.cases import assert_same_outputs
 from tests.strategies import INTERP, arrays, mutually_broadcastable_shapes
 
-OWN_PASSES = ("simplify", "fold", "cse", "dce")
+OWN_PASSES = ("simplify", "fold", "batch", "cse", "dce")
 
 
 @pytest.mark.parametrize("name", OWN_PASSES)

@@ -75,7 +75,9 @@ RULE_CASES = [
     ),
     ("mul_minus_one", "x*-1", traced(lambda x: x * -1.0, (3,)), only("negative")),
     ("mul_zero", "x*0", traced(lambda x: x * np.zeros_like(x), (3,)), only("full")),
-    ("mul_zero", "0*x", traced(lambda x: 0.0 * x, (2, 2)), only("full")),
+    ("mul_zero", "0*x", traced(lambda x: np.zeros((2, 2)) * x, (2, 2)), only("full")),
+    # a literal 0.0 is a const, not an adjoint zero: NumPy's 0 * inf = nan must survive
+    ("mul_zero", "0.0*x kept", traced(lambda x: 0.0 * x, (2, 2)), only("const", "multiply")),
     ("mul_neg_neg", "(-x)*(-y)", traced(lambda x, y: (-x) * (-y), (3,), (3,)), only("multiply")),
     ("mul_self", "x*x", traced(lambda x: x * x, (3,)), only("square")),
     ("add_zero", "x+0", traced(lambda x: x + np.zeros_like(x), (3,)), only()),

@@ -1,13 +1,15 @@
 """A large differential-testing campaign, run by hand (not part of the test run).
 
-    python -m tests.robustness.campaign -n 2000 [--seed 1] [--out failures.txt] [--stop]
+    python -m tests.robustness.campaign -n 3000 [--seed 1] [--out failures.txt]
+    python -m tests.robustness.campaign -n 500 --shrink     # hypothesis: minimise the first
 
-Generates `n` random programs (tests/robustness/programs.py), checks each against every oracle
-(tests/robustness/differential.py), and prints how many ran and which failed, with each failing
-program's source so it can be minimised into a regression test. Failures do not stop the run
-unless --stop is given (then hypothesis shrinks the first one to a minimal program). Run it with
-a fresh GRADC_CACHE_DIR to include cold compiles; several processes with different seeds share
-a machine's cores.
+Generates `n` random programs (tests/robustness/programs.py) from seeded RNGs (program k of
+campaign s is `random_program(s * 1_000_000 + k)`, so any failure is reproducible from its
+number), checks each against every oracle (tests/robustness/differential.py), and prints how
+many ran, which failed with their source, how often each op family was used and which
+registry ops appeared in the traced and joint graphs. With --shrink, hypothesis drives the
+generator instead and shrinks the first failure to a small program. Use a fresh
+GRADC_CACHE_DIR to include cold compiles; run several seeds to use several cores.
 """
 
 from __future__ import annotations
@@ -18,10 +20,62 @@ import sys
 import time
 import warnings
 
-from hypothesis import HealthCheck, Phase, given, seed, settings
-
+from compiler import trace
+from compiler.autodiff import vjp_graph
+from compiler.primitives import OPS
 from tests.robustness.differential import check_program
-from tests.robustness.programs import programs
+from tests.robustness.programs import Program, programs, random_program
+
+
+def _ops(prog: Program) -> set[str]:
+    """Ops in the program's traced graphs and in its joint (gradient) graph."""
+    outputs, loss = prog.functions()
+    xs = prog.inputs()
+    try:
+        g = trace(loss, *xs)
+        joint = vjp_graph(g, list(range(len(g.inputs))), seeds="ones", ct_outputs=(0,))
+        return {n.op for n in trace(outputs, *xs).nodes} | {n.op for n in joint.nodes}
+    except Exception:
+        return set()
+
+
+class Campaign:
+    def __init__(self) -> None:
+        self.ran = 0
+        self.failed: list[tuple[str, Program, list[str]]] = []
+        self.families: collections.Counter[str] = collections.Counter()
+        self.ops: collections.Counter[str] = collections.Counter()
+        self.t0 = time.perf_counter()
+
+    def run(self, prog: Program, label: str) -> list[str]:
+        self.ran += 1
+        self.families.update(prog.families)
+        self.ops.update(_ops(prog))
+        problems = check_program(prog)
+        if problems:
+            self.failed.append((label, prog, problems))
+            print(f"\n=== mismatch in {label} ===\n{prog!r}\n" + "\n".join(problems), flush=True)
+        if self.ran % 100 == 0:
+            print(
+                f"... {self.ran} programs, {len(self.failed)} failing, "
+                f"{time.perf_counter() - self.t0:.0f} s",
+                flush=True,
+            )
+        return problems
+
+    def report(self, out: str | None) -> None:
+        dt = time.perf_counter() - self.t0
+        print(
+            f"\nprograms run: {self.ran}, failing: {len(self.failed)}, {dt:.0f} s "
+            f"({dt / max(self.ran, 1):.2f} s each)"
+        )
+        print("steps per family:", dict(sorted(self.families.items())))
+        print("programs using each registry op:", dict(sorted(self.ops.items())))
+        print("registry ops never generated:", sorted(set(OPS) - set(self.ops)))
+        if out:
+            with open(out, "w") as f:
+                for label, prog, problems in self.failed:
+                    f.write(f"# {label}\n{prog!r}\n" + "\n".join(problems) + "\n\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,46 +84,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=8)
     p.add_argument("--out", default=None, help="write failing programs here")
-    p.add_argument("--stop", action="store_true", help="stop and shrink at the first failure")
+    p.add_argument("--shrink", action="store_true", help="hypothesis: shrink the first failure")
     a = p.parse_args(argv)
     warnings.simplefilter("ignore")
-    ran, failed = [0], []
-    families: collections.Counter[str] = collections.Counter()
-    t0 = time.perf_counter()
+    c = Campaign()
+    if a.shrink:
+        from hypothesis import HealthCheck, given, seed, settings
 
-    phases = [Phase.generate, Phase.shrink] if a.stop else [Phase.generate]
+        @seed(a.seed)
+        @settings(
+            max_examples=a.n, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
+        @given(programs(max_steps=a.max_steps))
+        def run(prog):
+            problems = c.run(prog, f"hypothesis example {c.ran + 1}")
+            assert not problems, "\n".join(problems)
 
-    @seed(a.seed)
-    @settings(max_examples=a.n, deadline=None, database=None, phases=phases,
-              suppress_health_check=list(HealthCheck))
-    @given(programs(max_steps=a.max_steps))
-    def run(prog):
-        ran[0] += 1
-        families.update(prog.families)
-        problems = check_program(prog)
-        if problems:
-            failed.append((prog, problems))
-            print(f"\n=== mismatch in program {ran[0]} ===\n{prog!r}\n" + "\n".join(problems),
-                  flush=True)
-            if a.stop:
-                raise AssertionError("\n".join(problems))
-        if ran[0] % 50 == 0:
-            print(f"... {ran[0]} programs, {len(failed)} failing, "
-                  f"{time.perf_counter() - t0:.0f} s", flush=True)
-
-    try:
-        run()
-    except AssertionError as exc:
-        print(f"stopped: {exc}")
-    dt = time.perf_counter() - t0
-    print(f"\nprograms run: {ran[0]}, failing: {len(failed)}, {dt:.0f} s "
-          f"({dt / max(ran[0], 1):.2f} s each)")
-    print("steps per family:", dict(sorted(families.items())))
-    if a.out:
-        with open(a.out, "w") as f:
-            for prog, problems in failed:
-                f.write(f"{prog!r}\n" + "\n".join(problems) + "\n\n")
-    return 1 if failed else 0
+        try:
+            run()
+        except AssertionError as exc:
+            print(f"\nshrunk to the failure above the last one:\n{exc}")
+    else:
+        for k in range(a.n):
+            s = a.seed * 1_000_000 + k
+            c.run(random_program(s, a.max_steps), f"random_program({s}, {a.max_steps})")
+    c.report(a.out)
+    return 1 if c.failed else 0
 
 
 if __name__ == "__main__":

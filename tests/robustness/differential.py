@@ -5,13 +5,17 @@ For one `Program`:
   intermediate value (same dtype and shape, close values);
 - gradients: `value_and_grad(loss)` on the Numba backend equals the interpreter's, the value
   equals NumPy's, and (for `fd` programs) the gradients match central finite differences;
+- the Numba backend both as it runs small inputs (loops as NumPy calls until hot) and with
+  every loop forced into its generated kernel;
 - the caller's input arrays are unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import traceback
+from collections.abc import Iterator
 
 import numpy as np
 import optree
@@ -19,6 +23,26 @@ import optree
 from compiler import jit, value_and_grad
 from tests.helpers import fd_grad
 from tests.robustness.programs import F32, Program
+
+
+@contextlib.contextmanager
+def kernels_always() -> Iterator[None]:
+    """Functions compiled inside run every loop as its Numba kernel, whatever its size.
+
+    Normally a small loop runs as one NumPy call per op until its stage is hot, so small test
+    inputs would never reach the generated kernels (codegen's SMALL_LOOP threshold).
+    """
+    import compiler.codegen.driver as drv
+
+    old = getattr(drv, "SMALL_LOOP", None)
+    if old is None:
+        yield
+        return
+    drv.SMALL_LOOP = 0
+    try:
+        yield
+    finally:
+        drv.SMALL_LOOP = old
 
 
 def _tol(dtype: np.dtype) -> float:
@@ -67,8 +91,12 @@ def _run(fn, args, what: str, problems: list[str]):
         return None
 
 
-def check_program(prog: Program, backend: str = "numba", fd: bool = True) -> list[str]:
-    """Every problem found with `prog` (see the module docstring); empty when it passes."""
+def check_program(prog: Program, fd: bool = True, kernels: str = "both") -> list[str]:
+    """Every problem found with `prog` (see the module docstring); empty when it passes.
+
+    The Numba backend runs as configured ("tiered": small loops as NumPy calls), with every
+    loop forced into its kernel ("kernels"), or "both".
+    """
     outputs, loss = prog.functions()
     xs = prog.inputs()
     before = copy.deepcopy(xs)
@@ -78,30 +106,37 @@ def check_program(prog: Program, backend: str = "numba", fd: bool = True) -> lis
     with np.errstate(all="ignore"):
         want = outputs(*copy.deepcopy(xs))
         want_loss = loss(*copy.deepcopy(xs))
-    for b in ("interpret", backend):
-        got = _run(jit(outputs, backend=b), xs, f"jit[{b}]", problems)
-        if got is not None:
-            problems += compare(got, want, f"jit[{b}] vs numpy", tol)
+    variants = {"both": ["tiered", "kernels"]}.get(kernels, [kernels])
+    got = _run(jit(outputs, backend="interpret"), xs, "jit[interpret]", problems)
+    if got is not None:
+        problems += compare(got, want, "jit[interpret] vs numpy", tol)
     argnums = tuple(range(len(xs)))
-    ref = _run(value_and_grad(loss, argnums=argnums, backend="interpret"), xs, "vg[interpret]",
-               problems)
-    got = _run(value_and_grad(loss, argnums=argnums, backend=backend), xs, f"vg[{backend}]",
-               problems)
+    ref = _run(
+        value_and_grad(loss, argnums=argnums, backend="interpret"), xs, "vg[interpret]", problems
+    )
     if ref is not None:
         problems += compare(ref[0], want_loss, "vg[interpret] value vs numpy", tol)
+    for variant in variants:
+        with kernels_always() if variant == "kernels" else contextlib.nullcontext():
+            f_jit = jit(outputs, backend="numba")
+            f_vg = value_and_grad(loss, argnums=argnums, backend="numba")
+            got = _run(f_jit, xs, f"jit[numba-{variant}]", problems)
+            got_vg = _run(f_vg, xs, f"vg[numba-{variant}]", problems)
         if got is not None:
-            problems += compare(got, ref, f"vg[{backend}] vs vg[interpret]", tol)
-        if fd and prog.fd:
-            for i in argnums:
-                want_g = fd_grad(loss, xs, i)
-                g = np.asarray(ref[1][i])
-                scale = 1.0 + float(np.abs(want_g).max()) + 1e-3 * abs(float(want_loss))
-                if not np.allclose(g, want_g, rtol=1e-5, atol=1e-6 * scale):
-                    problems.append(
-                        f"grad {i} vs finite differences: max error "
-                        f"{np.abs(g - want_g).max():.3g}\n  got {g.ravel()[:8]}\n  fd  "
-                        f"{want_g.ravel()[:8]}"
-                    )
+            problems += compare(got, want, f"jit[numba-{variant}] vs numpy", tol)
+        if ref is not None and got_vg is not None:
+            problems += compare(got_vg, ref, f"vg[numba-{variant}] vs vg[interpret]", tol)
+    if ref is not None and fd and prog.fd:
+        for i in argnums:
+            want_g = fd_grad(loss, xs, i)
+            g = np.asarray(ref[1][i])
+            scale = 1.0 + float(np.abs(want_g).max()) + 1e-3 * abs(float(want_loss))
+            if not np.allclose(g, want_g, rtol=1e-5, atol=1e-6 * scale):
+                problems.append(
+                    f"grad {i} vs finite differences: max error "
+                    f"{np.abs(g - want_g).max():.3g}\n  got {g.ravel()[:8]}\n  fd  "
+                    f"{want_g.ravel()[:8]}"
+                )
     for k, (a, b) in enumerate(zip(xs, before)):
         if not np.array_equal(a, b):
             problems.append(f"input {k} was modified")

@@ -2,8 +2,9 @@
 
 A `Program` is Python source text: `outputs(x0, ...)` returns every intermediate value and
 `loss(x0, ...)` a weighted sum of some of them, plus the seed its input values come from. The
-generator (`programs()`, a hypothesis strategy) writes one line per step, choosing an op family
-and operands from the values made so far (so values fan out), and runs each candidate line
+generator (`generate`, driven by hypothesis through `programs()` so failures shrink, or by a
+seeded RNG through `random_program(seed)` for campaigns) writes one line per step, choosing
+an op family and operands from the values made so far (so values fan out), and runs each line
 eagerly in NumPy on the program's actual inputs before keeping it. That is how it keeps every
 value finite and bounded, every log/sqrt/divide inside its domain with a margin, and, in
 programs checked against finite differences (`fd=True`), every kink (abs, maximum, max, clip,
@@ -30,7 +31,6 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 F64, F32, BOOL = np.dtype("float64"), np.dtype("float32"), np.dtype("bool")
 KINK = 1e-3  # distance kept from every kink in programs checked by finite differences
@@ -87,6 +87,54 @@ def make_inputs(args, seed: int) -> list[np.ndarray]:
     return [rng.uniform(IN_LO, IN_HI, size=shape).astype(dt) for shape, dt in args]
 
 
+# -- choices: hypothesis (shrinks) or a seeded RNG (campaigns) ----------------------------------
+
+
+class Choices:
+    """Where the generator's decisions come from."""
+
+    def int(self, lo: int, hi: int) -> int:  # inclusive
+        raise NotImplementedError
+
+    def bool(self) -> bool:
+        return self.int(0, 1) == 1
+
+    def pick(self, options):
+        options = list(options)
+        return options[self.int(0, len(options) - 1)] if options else None
+
+    def perm(self, items) -> list:
+        items = list(items)
+        out = []
+        while items:
+            out.append(items.pop(self.int(0, len(items) - 1)))
+        return out
+
+
+class DataChoices(Choices):
+    """Decisions drawn by hypothesis (`st.data()` or a composite's `draw`): they shrink."""
+
+    def __init__(self, draw: Callable) -> None:
+        self.draw = draw
+
+    def int(self, lo: int, hi: int) -> int:
+        return self.draw(st.integers(lo, hi))
+
+    def pick(self, options):
+        options = list(options)
+        return self.draw(st.sampled_from(options)) if options else None
+
+
+class RandomChoices(Choices):
+    """Decisions from a seeded NumPy generator: uniform, fast, reproducible by seed."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def int(self, lo: int, hi: int) -> int:
+        return int(self.rng.integers(lo, hi + 1))
+
+
 # -- generation -----------------------------------------------------------------------------
 
 
@@ -136,7 +184,7 @@ def _const_array(shape: tuple[int, ...], dtype: np.dtype, salt: int) -> str:
 
 @dataclass
 class _Gen:
-    draw: Callable
+    r: Choices
     fd: bool
     vars: list[_Var] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
@@ -145,11 +193,10 @@ class _Gen:
 
     # -- helpers ---------------------------------------------------------------------------
     def choice(self, options):
-        options = list(options)
-        return options[self.draw(st.integers(0, len(options) - 1))] if options else None
+        return self.r.pick(options)
 
     def flag(self) -> bool:
-        return self.draw(st.booleans())
+        return self.r.bool()
 
     def pick(self, pred: Callable[[_Var], bool] = lambda v: True) -> _Var | None:
         return self.choice([v for v in self.vars if pred(v)])
@@ -356,7 +403,7 @@ class _Gen:
             return False
         op = self.choice(["sum", "mean", "max", "min"])
         nd = a.ndim
-        axis = self.draw(_axes(nd))
+        axis = _axes(self.r, nd)
         keep = self.flag()
         form = self.choice(["fn", "method"])
         kw = "" if axis is None else f", axis={axis!r}"
@@ -394,27 +441,29 @@ class _Gen:
             shape = (k,) + tuple(3 if d == 1 and self.flag() else d for d in s)
             expr = f"np.broadcast_to({x}, {shape!r})"
         elif op == "expand":
-            ax = self.draw(st.integers(-(nd + 1), nd))
-            expr = self.choice([f"np.expand_dims({x}, {ax})", f"{x}[None]"] if nd == 0 else
-                               [f"np.expand_dims({x}, {ax})", f"{x}[:, None]", f"{x}[None]"])
+            ax = self.r.int(-(nd + 1), nd)
+            expr = self.choice(
+                [f"np.expand_dims({x}, {ax})", f"{x}[None]"]
+                if nd == 0
+                else [f"np.expand_dims({x}, {ax})", f"{x}[:, None]", f"{x}[None]"]
+            )
         elif op == "squeeze":
             ax = self.choice([i for i, d in enumerate(s) if d == 1])
             expr = self.choice([f"np.squeeze({x}, axis={ax})", f"np.squeeze({x})"])
         elif op == "slice":
-            ax = self.draw(st.integers(0, nd - 1))
+            ax = self.r.int(0, nd - 1)
             n = s[ax]
-            sl = self.choice(
-                ["1:", ":-1", "::2", "::-1", "1::2", f"{max(n - 2, 0)}:", "-2:", ":1"]
-            )
+            sl = self.choice(["1:", ":-1", "::2", "::-1", "1::2", f"{max(n - 2, 0)}:", "-2:", ":1"])
             key = ":, " * ax + sl
-            expr = self.choice([f"{x}[{key}]", f"{x}[{key}, ...]"] if ax + 1 < nd else
-                               [f"{x}[{key}]"])
+            expr = self.choice(
+                [f"{x}[{key}]", f"{x}[{key}, ...]"] if ax + 1 < nd else [f"{x}[{key}]"]
+            )
         elif op == "int_index":
-            ax = self.draw(st.integers(0, nd - 1))
-            i = self.draw(st.integers(-s[ax], s[ax] - 1))
+            ax = self.r.int(0, nd - 1)
+            i = self.r.int(-s[ax], s[ax] - 1)
             expr = f"{x}[{':, ' * ax}{i}]"
         elif op == "transpose":
-            perm = tuple(self.draw(st.permutations(range(nd))))
+            perm = tuple(self.r.perm(range(nd)))
             expr = self.choice([f"np.transpose({x}, {perm!r})", f"{x}.transpose({perm!r})"])
         elif op == "swapaxes":
             expr = f"np.swapaxes({x}, 0, -1)"
@@ -426,7 +475,7 @@ class _Gen:
         a = self.floats(lambda v: v.ndim >= 1)
         if a is None:
             return False
-        ax = self.draw(st.integers(-a.ndim, a.ndim - 1))
+        ax = self.r.int(-a.ndim, a.ndim - 1)
         same = [
             v for v in self.vars
             if v.is_float and v.ndim == a.ndim
@@ -441,10 +490,12 @@ class _Gen:
                 expr = f"np.concatenate(({a.name}, {b.name}, {a.name}), axis={ax})"
         elif kind == "stack":
             b = self.choice([v for v in same if v.shape == a.shape] or [a])
-            expr = f"np.stack([{a.name}, {b.name}], axis={self.draw(st.integers(0, a.ndim))})"
+            expr = f"np.stack([{a.name}, {b.name}], axis={self.r.int(0, a.ndim)})"
         else:
-            expr = f"np.hstack([{a.name}, {b.name}])" if a.ndim == 1 or ax % a.ndim == 1 else (
-                f"np.concatenate([{a.name}, {b.name}])"
+            expr = (
+                f"np.hstack([{a.name}, {b.name}])"
+                if a.ndim == 1 or ax % a.ndim == 1
+                else (f"np.concatenate([{a.name}, {b.name}])")
             )
         return self.assign(expr)
 
@@ -452,8 +503,8 @@ class _Gen:
         a = self.pick(lambda v: v.ndim >= 1)
         if a is None:
             return False
-        ax = self.draw(st.integers(0, a.ndim - 1))
-        idx = _index_array(self.draw, a.shape[ax], repeats=True)
+        ax = self.r.int(0, a.ndim - 1)
+        idx = _index_array(self.r, a.shape[ax], repeats=True)
         x = a.name
         kind = self.choice(["getitem", "np.take", "two"] if a.ndim >= 2 else ["getitem", "np.take"])
         if kind == "getitem":
@@ -461,8 +512,8 @@ class _Gen:
         elif kind == "np.take":
             expr = f"np.take({x}, {idx}, axis={ax})"
         else:
-            i0 = _index_array(self.draw, a.shape[0], repeats=True, size=2)
-            i1 = _index_array(self.draw, a.shape[1], repeats=True, size=2)
+            i0 = _index_array(self.r, a.shape[0], repeats=True, size=2)
+            i1 = _index_array(self.r, a.shape[1], repeats=True, size=2)
             expr = f"{x}[{i0}, {i1}]"
         return self.assign(expr)
 
@@ -477,7 +528,9 @@ class _Gen:
         init = self.choice([f"{t} = {x}.copy()", f"{t} = np.zeros_like({x})", f"{t} = {x} * 1.0"])
         if kind in ("set_slice", "slice_op", "view"):
             sl = self.choice(["1:", ":1", "::2", "-1", "0"])
-            key = sl if a.ndim == 1 or self.flag() else f"..., {sl}" if sl not in ("-1", "0") else sl
+            key = (
+                sl if a.ndim == 1 or self.flag() else f"..., {sl}" if sl not in ("-1", "0") else sl
+            )
             if kind == "set_slice":
                 w = self._value_for(a, f"{x}[{key}]")
                 lines = [init, f"{t}[{key}] = {w}"]
@@ -489,7 +542,7 @@ class _Gen:
                 u = self.fresh()
                 lines = [init, f"{u} = {t}[{key}]", f"{u} *= 2.0", f"{u} += 1.0"]
         else:
-            idx = _index_array(self.draw, n0, repeats=kind != "scatter")
+            idx = _index_array(self.r, n0, repeats=kind != "scatter")
             w = self._value_for(a, f"{x}[{idx}]")
             if kind == "scatter":
                 lines = [init, f"{t}[{idx}] = {w}"]
@@ -521,15 +574,20 @@ class _Gen:
         if kind == "const_right":
             n = self.choice([1, 2, 3])
             k = _const_array((s[-1], n) if self.flag() or a.ndim == 1 else (s[-1],), a.dtype, 3)
-            expr = self.choice([f"{x} @ {k}", f"np.matmul({x}, {k})"] +
-                               ([f"np.dot({x}, {k})"] if a.ndim <= 2 else []))
+            expr = self.choice(
+                [f"{x} @ {k}", f"np.matmul({x}, {k})"]
+                + ([f"np.dot({x}, {k})"] if a.ndim <= 2 else [])
+            )
         elif kind == "const_left":
             m = self.choice([1, 2, 3])
             k = _const_array((m, s[-2]), a.dtype, 5)
             expr = f"{k} @ {x}"
         elif kind == "gram":
-            expr = self.choice([f"{x} @ np.swapaxes({x}, -1, -2)", f"np.swapaxes({x}, -1, -2) @ {x}"]
-                               if a.ndim > 2 else [f"{x} @ {x}.T", f"{x}.T @ {x}", f"np.dot({x}.T, {x})"])
+            expr = self.choice(
+                [f"{x} @ np.swapaxes({x}, -1, -2)", f"np.swapaxes({x}, -1, -2) @ {x}"]
+                if a.ndim > 2
+                else [f"{x} @ {x}.T", f"{x}.T @ {x}", f"np.dot({x}.T, {x})"]
+            )
         else:
             b = self.choice(same)
             if a.ndim == 1:
@@ -566,21 +624,23 @@ FAMILIES = (
 )  # fmt: skip
 
 
-def _axes(ndim: int):
-    opts = [st.none()]
-    if ndim:
-        opts.append(st.integers(-ndim, ndim - 1))
-        opts.append(
-            st.lists(st.integers(0, ndim - 1), unique=True, min_size=1, max_size=ndim).map(tuple)
-        )
-    return st.one_of(*opts)
+def _axes(r: Choices, ndim: int):
+    """None, an int (possibly negative) or a tuple of distinct ints."""
+    kind = r.pick(["none", "int", "tuple"] if ndim else ["none"])
+    if kind == "none":
+        return None
+    if kind == "int":
+        return r.int(-ndim, ndim - 1)
+    return tuple(r.perm(range(ndim))[: r.int(1, ndim)])
 
 
 def _top_gap(v: np.ndarray, axis) -> float:
     """Smallest gap between the largest two (and smallest two) entries of each reduced slice."""
     nd = v.ndim
-    axes = tuple(range(nd)) if axis is None else (
-        (axis % nd,) if isinstance(axis, int) else tuple(a % nd for a in axis)
+    axes = (
+        tuple(range(nd))
+        if axis is None
+        else ((axis % nd,) if isinstance(axis, int) else tuple(a % nd for a in axis))
     )
     keep = [i for i in range(nd) if i not in axes]
     flat = np.transpose(v, keep + list(axes)).reshape([v.shape[i] for i in keep] + [-1])
@@ -599,53 +659,57 @@ def _factorizations(size: int, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     return out
 
 
-def _index_array(draw, n: int, repeats: bool, size: int | None = None) -> str:
-    k = size if size is not None else draw(st.integers(1, 4))
+def _index_array(r: Choices, n: int, repeats: bool, size: int | None = None) -> str:
+    k = size if size is not None else r.int(1, 4)
     if repeats:
-        idx = draw(st.lists(st.integers(-n, n - 1), min_size=k, max_size=k))
+        idx = [r.int(-n, n - 1) for _ in range(k)]
     else:
-        idx = draw(st.permutations(range(n)))[: min(k, n)]
-    if draw(st.booleans()) and len(idx) == 4:
+        idx = r.perm(range(n))[: min(k, n)]
+    if len(idx) == 4 and r.bool():
         return f"np.array({[idx[:2], idx[2:]]!r})"  # a 2-D index array
     return f"np.array({list(idx)!r})"
 
 
-@st.composite
-def programs(
-    draw,
+def _shapes(r: Choices, n: int) -> list[tuple[int, ...]]:
+    """`n` shapes that broadcast together: suffixes of one base shape, some sides set to 1."""
+    base = [r.int(1, 4) for _ in range(r.int(0, 3))]
+    out = []
+    for _ in range(n):
+        rank = r.int(0, len(base))
+        out.append(tuple(1 if r.int(0, 3) == 0 else d for d in base[len(base) - rank :]))
+    return out
+
+
+def generate(
+    r: Choices,
     max_steps: int = 7,
     first: str | None = None,
     dtypes: tuple[str, ...] = ("f64", "f64", "f64", "f32", "mixed"),
 ) -> Program:
     """A random program (see the module docstring); `first` forces the first step's family."""
-    n_in = draw(st.integers(1, 3))
-    shapes = draw(
-        hnp.mutually_broadcastable_shapes(
-            num_shapes=n_in, min_dims=0, max_dims=3, min_side=1, max_side=4
-        )
-    ).input_shapes
-    mode = draw(st.sampled_from(dtypes))
+    shapes = _shapes(r, r.int(1, 3))
+    mode = r.pick(dtypes)
     if mode == "mixed":
-        dts = [draw(st.sampled_from(["float32", "float64"])) for _ in shapes]
+        dts = [r.pick(["float32", "float64"]) for _ in shapes]
     else:
-        dts = ["float64" if mode == "f64" else "float32"] * n_in
-    fd = all(d == "float64" for d in dts) and draw(st.sampled_from([True, True, False]))
-    seed = draw(st.integers(0, 2**32 - 1))
+        dts = ["float64" if mode == "f64" else "float32"] * len(shapes)
+    fd = all(d == "float64" for d in dts) and r.int(0, 2) > 0
+    seed = r.int(0, 2**31 - 1)
     args = tuple((tuple(s), d) for s, d in zip(shapes, dts))
-    gen = _Gen(draw, fd)
+    gen = _Gen(r, fd)
     for i, x in enumerate(make_inputs(args, seed)):
         gen.vars.append(_Var(f"x{i}", x))
-    n_steps = draw(st.integers(1, max_steps))
+    n_steps = r.int(1, max_steps)
     for step in range(n_steps):
         for _attempt in range(4):
-            fam = first if (step == 0 and first) else draw(st.sampled_from(FAMILIES))
+            fam = first if (step == 0 and first) else r.pick(FAMILIES)
             if getattr(gen, fam)():
                 gen.families.append(fam)
                 break
     made = [v for v in gen.vars if not v.name.startswith("x")]
     floats = [v for v in gen.vars if v.is_float]
     last = [v for v in reversed(made) if v.is_float][:1] or floats[-1:]
-    extra = draw(st.lists(st.sampled_from(floats), max_size=2))
+    extra = [r.pick(floats) for _ in range(r.int(0, 2))]
     terms = []
     for k, v in enumerate(dict.fromkeys(v.name for v in last + extra)):
         var = next(u for u in gen.vars if u.name == v)
@@ -660,3 +724,15 @@ def programs(
         seed=seed,
         families=tuple(gen.families),
     )
+
+
+@st.composite
+def programs(draw, max_steps: int = 7, first: str | None = None, dtypes=None) -> Program:
+    """Hypothesis strategy for `generate`: failures shrink to smaller programs."""
+    kw = {} if dtypes is None else {"dtypes": dtypes}
+    return generate(DataChoices(draw), max_steps, first, **kw)
+
+
+def random_program(seed: int, max_steps: int = 8) -> Program:
+    """The program `generate` makes from a seeded RNG (what campaign.py runs)."""
+    return generate(RandomChoices(seed), max_steps)

@@ -79,6 +79,34 @@ def test_inputs_workloads_unchanged(name):
         np.testing.assert_allclose(g, r, rtol=tol, atol=tol)
 
 
+def _perturbed(tree):
+    return optree.tree_map(
+        lambda a: a * 1.25 + 0.1 if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a, tree
+    )
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_inputs_earlier_results_survive_later_calls(name):
+    """A result is the caller's: a later call (same signature, other values) must not write
+    into it through a reused buffer."""
+    w = WORKLOADS[name]
+    params, data = _workload_args(w)
+    vg = value_and_grad(w.loss)
+    first = vg(params, *data)
+    kept = _snapshot(first)
+    for _ in range(3):
+        vg(_perturbed(params), *_perturbed(data))
+    assert_unchanged(first, kept, "result")
+    out, pullback = vjp(w.loss, params, *data)
+    g1 = pullback(np.ones_like(out))
+    kept = _snapshot(g1)
+    pullback(np.full_like(out, 3.0))
+    vjp(w.loss, _perturbed(params), *_perturbed(data))[1](np.ones_like(out))
+    assert_unchanged(g1, kept, "pullback result")
+    # the first pullback's stored residuals are its own too
+    assert_unchanged(pullback(np.ones_like(out)), kept, "pullback after another vjp")
+
+
 # -- functions that write into their own arguments ------------------------------------------
 
 

@@ -60,7 +60,7 @@ def test_signatures_new_shape_dtype_and_static_value_retrace():
         np.testing.assert_allclose(value, want, rtol=1e-6 if x.dtype == np.float32 else 1e-12)
         if x.dtype == np.float64:
             np.testing.assert_allclose(
-                g, fd_grad(lambda x: _poly(x, n, scale), [x], 0), rtol=1e-6, atol=1e-9
+                g, fd_grad(lambda x, n=n, s=scale: _poly(x, n, s), [x], 0), rtol=1e-6, atol=1e-9
             )
     # every entry still answers for its own signature, in any order
     for args, (value, g) in reversed(list(zip(calls, results))):

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 
 from compiler import grad, interpret, trace, value_and_grad, vjp
-from tests.helpers import check_trace, fd_grad
+from tests.helpers import check_jit, check_trace, fd_grad
 
 R = np.random.default_rng(11)
 X = R.normal(size=(6, 4))
 Y = R.normal(size=(6, 4))
 V = R.normal(size=(2, 4))
-B = "interpret"
 
 
 def _setslice(a, b):
@@ -296,6 +295,24 @@ def test_inplace_setslice_from_other_arg_matches_numpy():
     check_trace(_setslice_own_arg, X.copy(), V.copy())
 
 
+# the same functions compiled through `jit`: the caller's arrays are still not changed
+
+
+@pytest.mark.parametrize("f", ONE_ARG, ids=lambda f: f.__name__.strip("_"))
+def test_inplace_one_arg_jit_matches_numpy(f, backend):
+    check_jit(backend, f, X.copy())
+
+
+@pytest.mark.parametrize("f", TWO_ARG, ids=lambda f: f.__name__.strip("_"))
+def test_inplace_two_args_jit_matches_numpy(f, backend):
+    check_jit(backend, f, X.copy(), Y.copy())
+
+
+def test_inplace_setslice_from_other_arg_jit_matches_numpy(backend):
+    check_jit(backend, _setslice, X.copy(), V.copy())
+    check_jit(backend, _setslice_own_arg, X.copy(), V.copy())
+
+
 def test_inplace_creation_functions_are_restored_after_tracing():
     trace(_ones_then_write, X)
     assert isinstance(np.zeros(3), np.ndarray) and isinstance(np.ones(2), np.ndarray)
@@ -324,26 +341,26 @@ def test_inplace_mutating_argument_leaves_caller_array_unchanged_under_trace():
     np.testing.assert_array_equal(x, X)
 
 
-def test_inplace_mutating_argument_leaves_caller_array_unchanged_under_grad():
+def test_inplace_mutating_argument_leaves_caller_array_unchanged_under_grad(backend):
     x = X.copy()
-    g = grad(_mutating_loss, backend=B)(x)
+    g = grad(_mutating_loss, backend=backend)(x)
     np.testing.assert_array_equal(x, X)
     np.testing.assert_allclose(g, _mutating_loss_grad(X), rtol=1e-12)
-    v, g2 = value_and_grad(_mutating_loss, backend=B)(x)
+    v, g2 = value_and_grad(_mutating_loss, backend=backend)(x)
     np.testing.assert_array_equal(x, X)
     np.testing.assert_allclose(v, _mutating_loss(X.copy()), rtol=1e-12)
     np.testing.assert_allclose(g2, g, rtol=1e-12)
 
 
-def test_inplace_mutating_argument_leaves_caller_array_unchanged_under_vjp():
+def test_inplace_mutating_argument_leaves_caller_array_unchanged_under_vjp(backend):
     x = X.copy()
-    out, pullback = vjp(_mutating_loss, x, backend=B)
+    out, pullback = vjp(_mutating_loss, x, backend=backend)
     (g,) = pullback(1.0)
     np.testing.assert_array_equal(x, X)
     np.testing.assert_allclose(g, _mutating_loss_grad(X), rtol=1e-12)
 
 
-def test_inplace_gradient_through_writes_matches_finite_differences():
+def test_inplace_gradient_through_writes_matches_finite_differences(backend):
     def f(a, b):
         z = np.zeros((5, 4))
         z[1:3] = a[:2] * b[0]
@@ -355,7 +372,7 @@ def test_inplace_gradient_through_writes_matches_finite_differences():
         return np.sum(np.tanh(z))
 
     a, b = X[:5].copy(), Y[:3].copy()
-    ga, gb = grad(f, argnums=(0, 1), backend=B)(a, b)
+    ga, gb = grad(f, argnums=(0, 1), backend=backend)(a, b)
     np.testing.assert_allclose(ga, fd_grad(f, [a, b], 0), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(gb, fd_grad(f, [a, b], 1), rtol=1e-6, atol=1e-8)
 
@@ -378,8 +395,8 @@ def test_trace_closure_array_becomes_a_constant():
     np.testing.assert_allclose(interpret(graph, X), expected, rtol=1e-12)
 
 
-def test_trace_pytree_arguments_and_outputs():
-    params = {
+def _pytree_params():
+    return {
         "layers": [
             {"w": R.normal(size=(4, 3)), "b": R.normal(size=(3,))},
             {"w": R.normal(size=(3, 2)), "b": R.normal(size=(2,))},
@@ -387,24 +404,37 @@ def test_trace_pytree_arguments_and_outputs():
         "scale": (np.float64(0.5), 2.0),
     }
 
-    def f(p, x):
-        h = x
-        for layer in p["layers"]:
-            h = np.tanh(h @ layer["w"] + layer["b"])
-        s0, s1 = p["scale"]
-        return {"out": h * s0 + s1, "stats": [h.mean(), (h.max(axis=0), h.min())]}
 
-    graph = check_trace(f, params, X)
+def _pytree_fn(p, x):
+    h = x
+    for layer in p["layers"]:
+        h = np.tanh(h @ layer["w"] + layer["b"])
+    s0, s1 = p["scale"]
+    return {"out": h * s0 + s1, "stats": [h.mean(), (h.max(axis=0), h.min())]}
+
+
+def test_trace_pytree_arguments_and_outputs():
+    graph = check_trace(_pytree_fn, _pytree_params(), X)
     assert len(graph.inputs) == 7  # four arrays, a NumPy scalar, a Python float, x
 
 
-def test_trace_static_arguments_are_baked_in():
-    def f(x, n, mode):
-        return x * n if mode == "mul" else x + n
+def _static_args_fn(x, n, mode):
+    return x * n if mode == "mul" else x + n
 
-    g = check_trace(f, X, 3, "mul")
+
+def test_jit_pytrees_static_arguments_and_constant_outputs(backend):
+    check_jit(backend, _pytree_fn, _pytree_params(), X)
+    check_jit(backend, _static_args_fn, X, 3, "mul")
+    check_jit(backend, _static_args_fn, X, 3, "add")
+    check_jit(backend, lambda x: (x.sum(), np.ones(3), 2.0), X)
+    p32 = {"w": X.astype(np.float32), "v": V.astype(np.float32)}
+    check_jit(backend, lambda p: (p["w"] * 2.0).sum() + p["v"].mean(), p32)
+
+
+def test_trace_static_arguments_are_baked_in():
+    g = check_trace(_static_args_fn, X, 3, "mul")
     assert len(g.inputs) == 1
-    check_trace(f, X, 3, "add")
+    check_trace(_static_args_fn, X, 3, "add")
 
 
 def test_trace_output_constants_and_python_numbers():

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import strategies as gst
-from tests.helpers import check_trace
+from tests.helpers import check_jit, check_trace
 
 R = np.random.default_rng(7)
 X = R.normal(size=(3, 4))
@@ -178,6 +178,12 @@ def test_trace_op_matches_numpy(name):
     check_trace(f, *args)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_jit_op_matches_numpy(name, backend):
+    f, *args = CASES[name]
+    check_jit(backend, f, *args)
+
+
 # -- float32 next to Python scalars (NEP 50: the scalar is weak) ----------------------------------
 
 X32 = X.astype(np.float32)
@@ -202,6 +208,11 @@ F32_CASES = {
 def test_trace_float32_stays_float32_next_to_python_scalars(name):
     graph = check_trace(F32_CASES[name], X32)
     assert all(v.dtype == np.float32 for v in graph.outputs)
+
+
+@pytest.mark.parametrize("name", sorted(F32_CASES))
+def test_jit_float32_stays_float32_next_to_python_scalars(name, backend):
+    check_jit(backend, F32_CASES[name], X32)  # the dtypes are NumPy's, leaf by leaf
 
 
 def test_trace_float32_with_float64_array_promotes_like_numpy():
@@ -238,6 +249,22 @@ def test_trace_binary_broadcasting_matches_numpy(name, shapes, dtype, data):
     check_trace(BINARY[name], a, b, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
+def test_jit_binary_broadcasting_matches_numpy(backend):
+    @gst.given_on(
+        backend,
+        name=st.sampled_from(sorted(BINARY)),
+        shapes=gst.mutually_broadcastable_shapes(2),
+        dtype=st.sampled_from([np.float64, np.float32]),
+        data=st.data(),
+    )
+    def check(name, shapes, dtype, data):
+        a = data.draw(gst.arrays(shapes[0], dtype), label="a")
+        b = data.draw(gst.arrays(shapes[1], dtype), label="b")
+        check_jit(backend, BINARY[name], a, b, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+    check()
+
+
 @gst.INTERP
 @given(
     shapes=gst.mutually_broadcastable_shapes(3, max_dims=3),
@@ -263,6 +290,23 @@ def test_trace_reduction_axes_keepdims_match_numpy(case, red, method, data):
     else:
         f = lambda a: getattr(np, red)(a, axis=axis, keepdims=keepdims)  # noqa: E731
     check_trace(f, x)
+
+
+def test_jit_reduction_axes_keepdims_match_numpy(backend):
+    @gst.given_on(
+        backend,
+        case=gst.shape_and_axes(),
+        red=st.sampled_from(["sum", "mean", "max", "min"]),
+        dtype=st.sampled_from([np.float64, np.float32]),
+        data=st.data(),
+    )
+    def check(case, red, dtype, data):
+        shape, axis, keepdims = case
+        x = data.draw(gst.arrays(shape, dtype))
+        f = lambda a: getattr(a, red)(axis=axis, keepdims=keepdims)  # noqa: E731
+        check_jit(backend, f, x, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+    check()
 
 
 @gst.INTERP
