@@ -43,16 +43,29 @@ def grad_assembler(
     value_leaf = out_tree.is_leaf() and n_out == 1
     sizes = [t.num_leaves for t in grad_trees]
     leafy = [t.is_leaf() for t in grad_trees]
+    # a flat tuple of leaves (`params = (w, b)`) is rebuilt without optree
+    flat_tuple = [
+        t.kind == optree.PyTreeKind.TUPLE and t.num_nodes == t.num_leaves + 1 for t in grad_trees
+    ]
     trees = list(grad_trees)
 
     all_leaves = all(leafy)
 
+    one_flat_tuple = single and flat_tuple[0]
+
     def grads_of(gl: list) -> Any:
         if all_leaves:
             return gl[0] if single else tuple(gl)
+        if one_flat_tuple:
+            return tuple(gl)
         out, pos = [], 0
-        for t, n, leaf in zip(trees, sizes, leafy):
-            out.append(gl[pos] if leaf else optree.tree_unflatten(t, gl[pos : pos + n]))
+        for t, n, leaf, ft in zip(trees, sizes, leafy, flat_tuple):
+            if leaf:
+                out.append(gl[pos])
+            elif ft:
+                out.append(tuple(gl[pos : pos + n]))
+            else:
+                out.append(optree.tree_unflatten(t, gl[pos : pos + n]))
             pos += n
         return out[0] if single else tuple(out)
 

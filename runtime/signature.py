@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.pytree import _FLAT_DEFS, PyTreeDef, flat_treedef, leaf_path
+from runtime.pytree import _FLAT_DEFS, NESTED_HEADS, PyTreeDef, flat_treedef, leaf_path
 
 __all__ = ["describe_key", "normalize_array", "signature_key", "traced_indices"]
 
@@ -45,7 +45,9 @@ def signature_key(
     # (f64[3,4], f64[3,4], float, int), 0.68 us with a static_mask; hashing the resulting key
     # for a dict lookup adds ~0.07 us.
     n = len(leaves)
-    head: Any = n if treedef is _FLAT_DEFS.get(n) else _head(treedef, n)
+    head: Any = (
+        n if treedef is _FLAT_DEFS.get(n) else (NESTED_HEADS.get(id(treedef)) or _head(treedef, n))
+    )
     key: list[Any] = [head]
     append = key.append
     try:
