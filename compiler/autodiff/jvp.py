@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from compiler.autodiff.vjp import _depends
+from compiler.autodiff.vjp import _depends, replay_node
 from compiler.ir.graph import Graph, Value
 from compiler.primitives import OPS
 from compiler.trace import ops
@@ -51,14 +51,7 @@ def jvp_graph(graph: Graph, wrt: Sequence[int]) -> Graph:
                 tans[v] = t
         dep = _depends(graph, [v for v in wrt_vals if v in tans])
         for n in graph.nodes:
-            outs = b.add_node(
-                n.op,
-                [env[v].value for v in n.inputs],
-                n.attrs,
-                [v.type for v in n.outputs],
-                loc=n.loc,
-            )
-            env.update((v, Tracer(ctx, o)) for v, o in zip(n.outputs, outs))
+            replay_node(ctx, n, env)
             if n.out not in dep or not any(v in tans for v in n.inputs):
                 continue
             ctx.loc = n.loc

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from compiler.ir.graph import Graph, Value
+from compiler.ir.graph import Graph, Node, Value
 from compiler.primitives import OPS
 from compiler.trace import ops
 from compiler.trace.creation import active_contexts, tracing
@@ -31,6 +31,14 @@ def unbroadcast(ct: Tracer, shape: tuple[int, ...]) -> Tracer:
     )
     out = ops.reduce("sum", ct, axes, keepdims=False)
     return ops.reshape(out, shape) if out.shape != shape else out
+
+
+def replay_node(ctx: TraceContext, n: Node, env: dict[Value, Tracer]) -> None:
+    """Copy forward node `n` into ctx's builder, binding its outputs as tracers in `env`."""
+    outs = ctx.builder.add_node(
+        n.op, [env[v].value for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
+    )
+    env.update((v, Tracer(ctx, o)) for v, o in zip(n.outputs, outs))
 
 
 def _depends(graph: Graph, wrt: Sequence[Value]) -> set[Value]:
@@ -54,19 +62,10 @@ def vjp_graph(
     """
     ctx = TraceContext(depth=len(active_contexts()) + 1)
     b = ctx.builder
-    env: dict[Value, Tracer] = {}
     with tracing(ctx):
-        for v in graph.inputs:
-            env[v] = Tracer(ctx, b.add_input(v.type))
+        env = {v: Tracer(ctx, b.add_input(v.type)) for v in graph.inputs}
         for n in graph.nodes:
-            outs = b.add_node(
-                n.op,
-                [env[v].value for v in n.inputs],
-                n.attrs,
-                [v.type for v in n.outputs],
-                loc=n.loc,
-            )
-            env.update((v, Tracer(ctx, o)) for v, o in zip(n.outputs, outs))
+            replay_node(ctx, n, env)
         wrt_vals = [graph.inputs[i] for i in wrt]
         dep = _depends(graph, wrt_vals)
         cts: dict[Value, Tracer] = {}
