@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
-from compiler.autodiff.vjp import _depends, replay_node
+from compiler.autodiff.vjp import _depends, _or_zeros, replay_node
 from compiler.ir.graph import Graph, Value
 from compiler.primitives import OPS
 from compiler.trace import ops
@@ -60,11 +58,6 @@ def jvp_graph(graph: Graph, wrt: Sequence[int]) -> Graph:
             t_out = OPS[n.op].jvp(t_in, *rule_in, out=env[n.out], **n.attrs)
             tans[n.out] = _fit(ctx.lift(t_out), n.out)
             ctx.loc = None
-        out_tans = []
-        for v in graph.outputs:
-            t = tans.get(v)
-            if t is None:
-                t = ops.full(ctx, v.shape, 0.0, v.dtype if v.type.is_float else np.float64)
-            out_tans.append(t.value)
+        out_tans = [_or_zeros(ctx, tans.get(v), v).value for v in graph.outputs]
     outputs = [env[v].value for v in graph.outputs] + out_tans
     return b.build(outputs, meta={"n_primal_outputs": len(graph.outputs)})

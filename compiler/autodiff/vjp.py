@@ -41,6 +41,13 @@ def replay_node(ctx: TraceContext, n: Node, env: dict[Value, Tracer]) -> None:
     env.update((v, Tracer(ctx, o)) for v, o in zip(n.outputs, outs))
 
 
+def _or_zeros(ctx: TraceContext, t: Tracer | None, v: Value) -> Tracer:
+    """`t`, or zeros shaped like `v` when nothing flowed into it (float64 for int/bool)."""
+    if t is not None:  # not `t or ...`: a tracer has no truth value
+        return t
+    return ops.full(ctx, v.shape, 0.0, v.dtype if v.type.is_float else np.float64)
+
+
 def _depends(graph: Graph, wrt: Sequence[Value]) -> set[Value]:
     """Float values that depend on some `wrt` input (the only ones that carry adjoints)."""
     dep = {v for v in wrt if v.type.is_float}
@@ -96,12 +103,7 @@ def vjp_graph(
                     r = ops.cast_to(r, v.dtype)
                 _accumulate(cts, v, r)
             ctx.loc = None
-        grads = []
-        for v in wrt_vals:
-            g = cts.get(v)
-            if g is None:
-                g = ops.full(ctx, v.shape, 0.0, v.dtype if v.type.is_float else np.float64)
-            grads.append(g.value)
+        grads = [_or_zeros(ctx, cts.get(v), v).value for v in wrt_vals]
     outputs = [env[v].value for v in graph.outputs] + grads
     return b.build(outputs, meta={"n_primal_outputs": len(graph.outputs)})
 

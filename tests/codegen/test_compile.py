@@ -20,6 +20,7 @@ from compiler.passes import run_passes
 from compiler.passes.fuse import fuse
 from tests.codegen.graphs import deep_joint, elementwise_graphs, joint
 from tests.codegen.util import assert_same, cache_dir  # noqa: F401  (fixture)
+from tests.passes.cases import mlp_loss
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,15 +163,7 @@ def test_compile_inplace_reuse_never_clobbers_a_live_view():
 
 
 def test_compile_unfused_and_fused_agree_on_joint_graphs():
-    def mlp(params, x, y):
-        h = x
-        for w, b in params[:-1]:
-            h = np.tanh(h @ w + b)
-        w, b = params[-1]
-        z = h @ w + b
-        z = z - np.max(z, axis=1, keepdims=True)
-        return -np.mean(np.sum(y * (z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))), axis=1))
-
+    mlp = mlp_loss
     rng = np.random.default_rng(0)
     sizes = [5, 7, 6, 3]
     params = [(rng.normal(size=(m, n)), rng.normal(size=n)) for m, n in zip(sizes, sizes[1:])]
