@@ -165,8 +165,11 @@ def _share(module: Any, kind: str) -> None:
             _DRIVERS[module.__name__] = module._body
 
 
-def compile_graph(graph: Graph, stage: str = "forward") -> CompiledStage:
-    """Compile `graph` to a callable `fn(*flat_inputs) -> list[np.ndarray]` (see module doc)."""
+def compile_graph(graph: Graph, stage: str = "forward", *, eager: bool = False) -> CompiledStage:
+    """Compile `graph` to a callable `fn(*flat_inputs) -> list[np.ndarray]` (see module doc).
+
+    `eager` runs every small loop's kernel from the first call instead of NumPy calls first
+    (the tests use it to run each op through its kernel as well as through the fallback)."""
     gen = generate(graph, stage)
     module = _load(gen.source)
     _share(module, gen.kind)
@@ -182,7 +185,7 @@ def compile_graph(graph: Graph, stage: str = "forward") -> CompiledStage:
         params = [arena, *params[1:]]
         for j, kname, _ops in gen.small_sites:
             # a kernel this process already compiled costs nothing more: use it at once
-            if getattr(getattr(module, kname, None), "overloads", None):
+            if eager or getattr(getattr(module, kname, None), "overloads", None):
                 params[j] = 0
         fn = CompiledStage(module.driver, tuple(params))
     fn.source = gen.source

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 
 from compiler import trace
 from compiler.codegen import compile_graph, compile_stats
+from compiler.codegen.driver import SMALL_LOOP
 from compiler.interpret import run_graph
 from compiler.ir import Builder, TensorType
 from compiler.passes import run_passes
@@ -33,14 +34,20 @@ def _check(g, args, rtol=None):
 
 
 def test_compile_new_batch_size_compiles_nothing_new():
-    g4, flat4 = deep_joint(2, 6, 4)
-    fn4 = _check(g4, flat4)
-    before = compile_stats()
-    g9, flat9 = deep_joint(2, 6, 9)
-    fn9 = _check(g9, flat9)
-    assert fn9.source == fn4.source
-    assert fn9.module is fn4.module
-    assert compile_stats().compiled == before.compiled
+    # both sizes are above SMALL_LOOP, so every loop runs its kernel: the first size compiles
+    # them, the second must reuse them
+    width = 48
+    sizes = (SMALL_LOOP // width + 3, SMALL_LOOP // width + 40)
+    start = compile_stats()
+    g1, flat1 = deep_joint(2, width, sizes[0])
+    fn1 = _check(g1, flat1)
+    first = compile_stats()
+    assert first.compiled + first.cache_hits > start.compiled + start.cache_hits
+    g2, flat2 = deep_joint(2, width, sizes[1])
+    fn2 = _check(g2, flat2)
+    assert fn2.source == fn1.source
+    assert fn2.module is fn1.module
+    assert compile_stats().compiled == first.compiled
 
 
 def test_compile_source_does_not_depend_on_constant_values():
@@ -193,6 +200,7 @@ def test_compile_module_runs_with_jit_disabled(tmp_path):
         import numpy as np
         from compiler import trace
         from compiler.codegen import compile_graph, compile_stats
+from compiler.codegen.driver import SMALL_LOOP
         from compiler.interpret import run_graph
         from compiler.passes import run_passes
 
