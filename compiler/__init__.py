@@ -6,8 +6,9 @@ from compiler.interpret import interpret
 from compiler.ir import Graph, verify
 from compiler.logging_setup import configure_from_env
 from compiler.trace import TracerError, trace
+from runtime.version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 configure_from_env()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,8 +22,16 @@ from compiler import debug_nans
 from compiler.autodiff import vjp_graph
 from compiler.ir.graph import copy_into
 from compiler.passes import disabled_from_env
-from compiler.pipeline import grad_stages, lower, optimize, vjp_stages
-from compiler.plan import Policy, mark_segment
+from compiler.pipeline import (
+    Options,
+    Stages,
+    default_backend,
+    grad_stages,
+    jit_stages,
+    lower,
+    vjp_stages,
+)
+from compiler.plan import mark_segment
 from compiler.trace import ARRAY, FLOAT, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
 from compiler.trace.entry import leaf_kind
@@ -37,29 +44,6 @@ _ENV_DISABLED = disabled_from_env()  # read once, at import
 
 def _tracing() -> bool:
     return bool(active_contexts())
-
-
-def default_backend() -> str:
-    return os.environ.get("GRADC_BACKEND", "numba")
-
-
-def _leaf_key(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return (x.shape, x.dtype.char)
-    if type(x) is float:
-        return "f"
-    if isinstance(x, np.generic):
-        return ("g", x.dtype.char)
-    if isinstance(x, Tracer):
-        return ("t", x.shape, x.dtype.char)
-    try:
-        hash(x)
-    except TypeError:
-        raise TypeError(
-            f"gradc cannot use an argument of type {type(x).__name__} (not an "
-            "array, scalar or hashable static value)"
-        ) from None
-    return ("s", type(x), x)
 
 
 def _arg_names(fun: Callable, n: int) -> list[str]:
@@ -81,7 +65,7 @@ class _Spec:
         "grad_trees",
         "grad_kinds",
         "single",
-        "graphs",
+        "stages",
         "bwd",
         "n_res",
         "ct_tree",
@@ -110,10 +94,11 @@ class _Transform:
         self.single = isinstance(argnums, (int, np.integer))
         self.argnums = (int(argnums),) if self.single else tuple(int(a) for a in argnums)
         self.has_aux = has_aux
-        self.backend = backend or default_backend()
-        self.disable = tuple(disable) + _ENV_DISABLED
-        Policy(memory=memory, memory_budget=memory_budget)  # validates both options
-        self.memory, self.memory_budget = memory, memory_budget
+        self.opts = Options(
+            backend or default_backend(), tuple(disable) + _ENV_DISABLED, memory, memory_budget
+        )
+        self.backend = self.opts.backend
+        self.disable = self.opts.disable
         self._cache: dict[Any, _Spec] = {}
         self._lock = threading.Lock()
         functools.update_wrapper(self, fun, updated=())
@@ -168,11 +153,10 @@ class _Transform:
         if self.mode not in ("grad", "value_and_grad") or self.has_aux:
             return None
         raw = getattr(spec.fn, "raw", None)
-        final = spec.graphs.get("final")
+        final = spec.stages.lowered[0].graph
         # plain scalars out of the all-scalar kernel fit only when every gradient is a float
         use_raw = (
             raw is not None
-            and final is not None
             and all(v.dtype == np.float64 for v in final.outputs)
             and all(k == "float" for k in spec.grad_kinds)
         )
@@ -190,9 +174,9 @@ class _Transform:
 
     def _debug_nans(self, spec: _Spec, flat: list, outs: Sequence[Any]) -> None:
         name = getattr(self.fun, "__name__", "function")
-        traced = spec.graphs["traced"]
+        traced = spec.stages.traced
         if self.mode in ("grad", "value_and_grad"):
-            graph, n_fwd = spec.graphs["grad"], len(traced.nodes)
+            graph, n_fwd = spec.stages.grad, len(traced.nodes)
         else:
             graph, n_fwd = traced, None
             outs = outs[: spec.n_out]  # vjp: the residuals are the planner's business
@@ -280,7 +264,8 @@ class _Transform:
             )
         return n_val
 
-    def _compile(self, args: tuple, kwargs: dict, leaves: list) -> _Spec:
+    def _build(self, args: tuple, kwargs: dict, leaves: list, keep=None) -> _Spec:
+        """Trace and run the pipeline up to codegen: the spec with its `stages`, no callable."""
         tr, dyn = self._trace(args, kwargs)
         if tr.captured:
             raise RuntimeError("internal: captured values outside a trace")
@@ -289,37 +274,34 @@ class _Transform:
         spec.out_tree = tr.out_tree
         spec.n_out = len(tr.graph.outputs)
         spec.single = self.single
+        spec.n_res = 0
         if self.mode == "jit":
-            graph = optimize(tr.graph, self.disable)
-            spec.graphs = {"traced": tr.graph, "passes": graph}
-            spec.fn = lower(graph, self.backend, "jit")
+            spec.stages = jit_stages(tr.graph, self.opts, keep)
             return spec
         wrt_leaves = self._wrt(args, tr.kinds)
         wrt_inputs = [dyn.index(i) for i in wrt_leaves]
         spec.grad_trees, spec.grad_kinds = self._grad_layout(args, wrt_leaves, tr.kinds, leaves)
+        g = tr.graph
         if self.mode == "vjp":
-            return self._compile_vjp(tr, spec, wrt_inputs)
+            n_in, n_out = len(g.inputs), len(g.outputs)
+            n_primal = n_out
+            if self.has_aux:
+                first = optree.tree_unflatten(tr.out_tree, list(range(n_out)))[0]
+                n_primal = optree.tree_structure(first, none_is_leaf=False).num_leaves
+            joint = vjp_graph(g, wrt_inputs, seeds="input", ct_outputs=tuple(range(n_primal)))
+            spec.stages = vjp_stages(g, joint, n_in, n_out, self.opts, keep)
+            spec.n_res = spec.stages.n_residuals
+            return spec
         self._value_leaf_check(tr)
-        joint = vjp_graph(tr.graph, wrt_inputs, seeds="ones", ct_outputs=(0,))
-        st = grad_stages(joint, self.disable, self.memory, self.memory_budget)
-        spec.graphs = {"traced": tr.graph, **st}
-        spec.fn = lower(st["final"], self.backend, "value_and_grad")
+        joint = vjp_graph(g, wrt_inputs, seeds="ones", ct_outputs=(0,))
+        spec.stages = grad_stages(g, joint, self.opts, keep)
         return spec
 
-    def _compile_vjp(self, tr, spec: _Spec, wrt_inputs: list[int]) -> _Spec:
-        g = tr.graph
-        n_in, n_out = len(g.inputs), len(g.outputs)
-        n_primal = n_out
-        if self.has_aux:
-            first = optree.tree_unflatten(tr.out_tree, list(range(n_out)))[0]
-            n_primal = optree.tree_structure(first, none_is_leaf=False).num_leaves
-        ct_outs = tuple(range(n_primal))
-        joint = vjp_graph(g, wrt_inputs, seeds="input", ct_outputs=ct_outs)
-        st = vjp_stages(joint, n_in, n_out, self.disable)
-        spec.graphs = {"traced": g, **st}
-        spec.fn = lower(st["forward"], self.backend, "vjp_forward")
-        spec.bwd = lower(st["backward"], self.backend, "vjp_backward")
-        spec.n_res = st["n_residuals"]
+    def _compile(self, args: tuple, kwargs: dict, leaves: list) -> _Spec:
+        spec = self._build(args, kwargs, leaves)
+        lowered = spec.stages.lowered
+        spec.fn = lower(lowered[0], self.backend)
+        spec.bwd = lower(lowered[1], self.backend) if len(lowered) > 1 else None
         return spec
 
     def _grad_layout(self, args, wrt_leaves, kinds, leaves):
@@ -390,10 +372,10 @@ class _Transform:
                 )
             grads = spec.bwd(*residuals, *flat)
             if debug_nans.ENABLED and primals:
-                n_fwd = len(spec.graphs["traced"].nodes)
+                n_fwd = len(spec.stages.traced.nodes)
                 name = getattr(transform.fun, "__name__", "function")
                 debug_nans.check(
-                    spec.graphs["grad"], [*primals, *flat], grads, f"vjp({name}) pullback", n_fwd
+                    spec.stages.grad, [*primals, *flat], grads, f"vjp({name}) pullback", n_fwd
                 )
             g = transform._grads(spec, grads)
             return (g,) if spec.single else g
@@ -427,8 +409,8 @@ class _Transform:
         return self._assemble(spec, [Tracer(ctx, v) for v in outs])
 
     # -- introspection ---------------------------------------------------------------------------
-    def stages(self, *args: Any, **kwargs: Any) -> dict:
-        """The graphs of each stage for these arguments (compiling if needed)."""
+    def stages(self, *args: Any, **kwargs: Any) -> Stages:
+        """Every stage of the compile for these arguments (compiling if needed)."""
         if kwargs:
             leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
         else:
@@ -436,7 +418,14 @@ class _Transform:
         key = signature_key(leaves, tree)
         if key not in self._cache:
             self(*args, **kwargs)
-        return self._cache[key].graphs
+        return self._cache[key].stages
+
+    def build_stages(self, *args: Any, keep=None, **kwargs: Any) -> Stages:
+        """The stages for these arguments without compiling (`keep(name, graph)` is called
+        after every pass; `gradc ir` uses it)."""
+        leaves, _ = optree.tree_flatten((args, kwargs), none_is_leaf=False)
+        fixed = _normalize_leaves(leaves)
+        return self._build(args, kwargs, fixed or leaves, keep).stages
 
 
 def _normalize_leaves(leaves: list) -> list | None:

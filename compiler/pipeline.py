@@ -1,32 +1,108 @@
-"""The named stages from a traced graph to something callable.
+"""The compile pipeline: one explicit list of named passes from a traced graph to kernels.
 
-    traced -> grad (joint graph) -> passes -> plan -> kernel
+    traced --autodiff--> grad --simplify, fold, batch, cse, dce--> passes --plan--> plan
+        --route, fuse, pushdown, schedule, buffers--> (graph, buffer plan) --codegen--> kernel
 
-Each stage is a pure function; the CLI dumps any of them.
+`PIPELINE` (compiler.passes.manager) names every pass in order. Each is a pure function of its
+input; each can be printed (`gradc ir --print-after NAME`, through the `keep` hook) and
+switched off (`Options.disable`, `--disable NAME`, GRADC_DISABLE_PASSES). The last two stages
+give codegen exactly what it renders: `Lowered.graph` and its buffer plan `Lowered.buffers`.
+The lowering decisions (what is routed, what fits one loop nest, whether a graph uses an
+arena) are the Numba backend's; `backend="interpret"` runs the same lowered graph.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from compiler.codegen import compile_graph
+from compiler.codegen.compile import uses_arena
+from compiler.codegen.loops import fits_loop
+from compiler.codegen.pushdown import push_down
+from compiler.codegen.schedule import sink
 from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
 from compiler.logging_setup import slow
+from compiler.passes import ALGEBRAIC_PASSES, PIPELINE, known_passes, run_passes
+from compiler.passes.fuse import fuse, inline_fused
+from compiler.passes.route import route
+from compiler.plan import Buffers, Plan, Policy, assign_buffers, plan, split_plan
 
 log = logging.getLogger("gradc")
 
 BACKENDS = ("numba", "interpret")
+LOWERING = ("route", "fuse", "pushdown", "schedule", "buffers")
+
+Keep = Callable[[str, Graph], None]
 
 
-def optimize(graph: Graph, disable: Sequence[str] = (), report: list | None = None) -> Graph:
-    """Run the default pass pipeline (minus `disable`)."""
-    from compiler.passes import run_passes
+def default_backend() -> str:
+    """The backend when none is named: GRADC_BACKEND, else numba."""
+    return os.environ.get("GRADC_BACKEND", "numba")
 
+
+@dataclass(frozen=True)
+class Options:
+    """Everything a transformation's compile depends on besides the function and arguments."""
+
+    backend: str = "numba"
+    disable: tuple[str, ...] = ()  # pass names (see PIPELINE) to skip
+    memory: str | None = None  # "sqrt": automatic checkpoint segments
+    memory_budget: int | None = None  # bytes: least recomputation whose planned peak fits
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose one of {BACKENDS}")
+        known = known_passes()
+        for name in self.disable:
+            if name not in known:
+                raise ValueError(
+                    f"unknown pass {name!r} in disable; known passes: {', '.join(known)}"
+                )
+        self.policy()  # validates memory and memory_budget
+
+    def policy(self) -> Policy:
+        """The planner's policy: `disable=("plan",)` stores every value the backward reads."""
+        if "plan" in self.disable:
+            return Policy(recompute=False, checkpoints=False)
+        return Policy(memory=self.memory, memory_budget=self.memory_budget)
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """One graph as codegen renders it: the `schedule` stage's graph and the `buffers` plan."""
+
+    name: str  # the codegen stage: value_and_grad, jit, vjp_forward or vjp_backward
+    graph: Graph
+    buffers: Buffers | None  # None: the backend keeps no arena for it (an all-scalar graph)
+
+    @property
+    def arena_bytes(self) -> int:
+        """Bytes of the arena the compiled stage allocates (its planned peak)."""
+        return 0 if self.buffers is None else self.buffers.peak_bytes
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Every stage of one compile. `lowered` has one entry (grad, jit) or two (vjp)."""
+
+    traced: Graph
+    grad: Graph | None  # the joint graph (None for jit)
+    passes: Graph  # after the algebraic passes
+    plan: Plan | None  # the storage plan of the joint graph (None for jit)
+    lowered: tuple[Lowered, ...]
+    n_residuals: int = 0  # vjp: values the forward stage hands to the backward one
+
+
+def optimize(graph: Graph, disable: Sequence[str] = (), keep: Keep | None = None) -> Graph:
+    """The algebraic passes (minus `disable`)."""
     t0 = time.perf_counter()
-    out = run_passes(graph, disable=tuple(disable), report=report)
+    out = run_passes(graph, ALGEBRAIC_PASSES, disable=tuple(disable), keep=keep)
     log.info(
         "passes: %d -> %d nodes in %.3f s",
         len(graph.nodes),
@@ -36,71 +112,115 @@ def optimize(graph: Graph, disable: Sequence[str] = (), report: list | None = No
     return out
 
 
-def _fuse(graph: Graph, disable: Sequence[str]) -> Graph:
-    from compiler.passes import run_passes
+def _fuse(graph: Graph) -> Graph:
+    # sunk first, so a backward-only elementwise value the planner left in the forward (like
+    # `1 - t*t` after a tanh) sits next to its backward reader and fuses into that loop;
+    # groups that are not one loop nest are inlined again (codegen lowers them op by op)
+    return inline_fused(fuse(sink(graph)), lambda body: not fits_loop(body))
 
-    return graph if "fuse" in disable else run_passes(graph, names=("fuse",))
+
+def lower_passes(
+    graph: Graph, name: str, disable: Sequence[str] = (), keep: Keep | None = None
+) -> Lowered:
+    """route, fuse, pushdown, schedule, buffers: the graph and plan codegen renders."""
+    arena = uses_arena(graph)
+    steps: list[tuple[str, Callable[[Graph], Graph]]] = [
+        ("route", lambda g: route(g, library=arena)),
+        ("fuse", _fuse),
+        ("pushdown", push_down),
+        ("schedule", sink),
+    ]
+    for step, fn in steps:
+        if step in disable:
+            continue
+        graph = fn(graph)
+        if keep is not None:
+            keep(step, graph)
+    buffers = None
+    if uses_arena(graph):
+        buffers = assign_buffers(graph, share="buffers" not in disable)
+    return Lowered(name, graph, buffers)
 
 
-def grad_stages(
-    joint: Graph,
-    disable: Sequence[str] = (),
-    memory: str | None = None,
-    memory_budget: int | None = None,
-) -> dict[str, Any]:
-    """joint -> passes (all but fuse) -> plan -> fuse; planning sits between them because
-    recomputed clones must not be merged back by CSE, and fusing after planning puts the
-    recomputed elementwise values inside the backward's loops."""
-    from compiler.plan import plan_graph
-
-    pre = optimize(joint, (*disable, "fuse"))
-    plan = plan_graph(pre, memory=memory, memory_budget=memory_budget)
-    return {"grad": joint, "passes": pre, "plan": plan, "final": _fuse(plan.graph, disable)}
+def grad_stages(traced: Graph, joint: Graph, opts: Options, keep: Keep | None = None) -> Stages:
+    """value_and_grad: passes, plan, then lowering of the planned joint graph."""
+    pre = optimize(joint, opts.disable, keep)
+    p = plan(pre, opts.policy())
+    if keep is not None:
+        keep("plan", p.graph)
+    low = lower_passes(p.graph, "value_and_grad", opts.disable, keep)
+    return Stages(traced, joint, pre, p, (low,))
 
 
 def vjp_stages(
-    joint: Graph, n_primal_in: int, n_out: int, disable: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Like `grad_stages`, then split into a forward stage (outputs + planned residuals) and a
-    backward stage (residuals + cotangents -> gradients), each fused on its own."""
-    from compiler.plan import plan_graph, split_plan
+    traced: Graph,
+    joint: Graph,
+    n_primal_in: int,
+    n_out: int,
+    opts: Options,
+    keep: Keep | None = None,
+) -> Stages:
+    """vjp: passes and plan, then a forward stage (outputs + planned residuals) and a backward
+    stage (residuals + cotangents -> gradients), each lowered on its own."""
+    pre = optimize(joint, opts.disable, keep)
+    p = plan(pre, opts.policy())
+    if keep is not None:
+        keep("plan", p.graph)
+    split = split_plan(p, n_primal_in, n_out)
+    fwd = lower_passes(split.forward, "vjp_forward", opts.disable, keep)
+    bwd = lower_passes(split.backward, "vjp_backward", opts.disable, keep)
+    return Stages(traced, joint, pre, p, (fwd, bwd), split.n_residuals)
 
-    pre = optimize(joint, (*disable, "fuse"))
-    plan = plan_graph(pre)
-    split = split_plan(plan, n_primal_in, n_out)
-    return {
-        "grad": joint,
-        "passes": pre,
-        "plan": plan,
-        "forward": _fuse(split.forward, disable),
-        "backward": _fuse(split.backward, disable),
-        "n_residuals": split.n_residuals,
-    }
+
+def jit_stages(traced: Graph, opts: Options, keep: Keep | None = None) -> Stages:
+    """jit: passes, then lowering (a forward graph has nothing to store or recompute)."""
+    pre = optimize(traced, opts.disable, keep)
+    return Stages(traced, None, pre, None, (lower_passes(pre, "jit", opts.disable, keep),))
 
 
-def lower(graph: Graph, backend: str, stage: str) -> Callable[..., list]:
-    """A callable `fn(*flat_inputs) -> list of outputs` for the graph on `backend`."""
+def lower(low: Lowered, backend: str, *, eager: bool = False) -> Callable[..., list]:
+    """A callable `fn(*flat_inputs) -> list of outputs` running `low` on `backend`."""
     if backend == "interpret":
+        graph = low.graph
 
         def run(*flat: Any) -> list:
             return run_graph(graph, flat)
 
         run.graph = graph
         return run
-    if backend == "numba":
-        from compiler.codegen import compile_graph
+    t0 = time.perf_counter()  # numba (Options checked the name)
+    with slow(f"compiling the {low.name} stage ({len(low.graph.nodes)} nodes)"):
+        fn = compile_graph(low.graph, low.buffers, low.name, eager=eager)
+    log.info(
+        "codegen %s: %d nodes, %d kernels in %.3f s",
+        low.name,
+        len(low.graph.nodes),
+        fn.kernel_count,
+        time.perf_counter() - t0,
+    )
+    return fn
 
-        t0 = time.perf_counter()
-        with slow(f"compiling the {stage} stage ({len(graph.nodes)} nodes)"):
-            fn = compile_graph(graph, stage=stage)
-        dt = time.perf_counter() - t0
-        log.log(
-            logging.INFO,
-            "codegen %s: %d nodes, %d kernels in %.3f s",
-            stage,
-            len(graph.nodes),
-            getattr(fn, "kernel_count", 0),
-            dt,
-        )
-        return fn
-    raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+
+def lower_graph(
+    graph: Graph, stage: str = "test", disable: Sequence[str] = (), *, eager: bool = False
+) -> Callable[..., list]:
+    """`graph` through the lowering passes, then compiled by Numba (tools and tests)."""
+    return lower(lower_passes(graph, stage, disable), "numba", eager=eager)
+
+
+__all__ = [
+    "BACKENDS",
+    "LOWERING",
+    "PIPELINE",
+    "Lowered",
+    "Options",
+    "Stages",
+    "default_backend",
+    "grad_stages",
+    "jit_stages",
+    "lower",
+    "lower_graph",
+    "lower_passes",
+    "optimize",
+    "vjp_stages",
+]

@@ -70,10 +70,7 @@ def split_joint(joint: Graph, n_primal_in: int, n_out: int) -> Split:
     env.update({v: b.add_input(v.type) for v in joint.inputs[n_primal_in:]})
     for n in joint.nodes:
         if id(n) in bwd_nodes or id(n) in needed_bwd:
-            outs = b.add_node(
-                n.op, [env[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
-            )
-            env.update(zip(n.outputs, outs))
+            env.update(zip(n.outputs, b.copy(n, [env[v] for v in n.inputs])))
     bwd = b.build([env[g] for g in grads])
     live = fwd.live_values()
     fwd = fwd.keep_nodes(lambda n: any(v in live for v in n.outputs))

@@ -35,9 +35,7 @@ def unbroadcast(ct: Tracer, shape: tuple[int, ...]) -> Tracer:
 
 def replay_node(ctx: TraceContext, n: Node, env: dict[Value, Tracer]) -> None:
     """Copy forward node `n` into ctx's builder, binding its outputs as tracers in `env`."""
-    outs = ctx.builder.add_node(
-        n.op, [env[v].value for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
-    )
+    outs = ctx.builder.copy(n, [env[v].value for v in n.inputs])
     env.update((v, Tracer(ctx, o)) for v, o in zip(n.outputs, outs))
 
 

@@ -38,10 +38,10 @@ import numpy as np
 
 from compiler.codegen import special
 from compiler.codegen.loops import REDUCE_OPS, fits_loop, is_elementwise, loop_kernel
-from compiler.codegen.route import routed
 from compiler.codegen.source import Source, ctor
 from compiler.ir.graph import Builder, Graph, Node, Value
 from compiler.ir.types import dtype_short
+from compiler.passes.route import routed
 from compiler.plan.buffers import Buffers
 from compiler.primitives import OPS
 from compiler.primitives.shape import slice_tuple

@@ -79,13 +79,18 @@ class Const:
 
 @dataclass(frozen=True, eq=False)
 class Node:
-    """One op application: `outputs = op(*inputs, **attrs)`. `loc` is the user's source line."""
+    """One op application: `outputs = op(*inputs, **attrs)`. `loc` is the user's source line.
+
+    `tags` are decisions the pipeline recorded about the node that are not arguments of the
+    op (so never passed to its rules): `route="library"` (the `route` pass).
+    """
 
     op: str
     inputs: tuple[Value, ...]
     attrs: Mapping[str, Any]
     outputs: tuple[Value, ...]
     loc: str | None = None
+    tags: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def out(self) -> Value:
@@ -205,11 +210,17 @@ class Builder:
         attrs: Mapping[str, Any],
         out_types: Iterable[TensorType],
         loc: str | None = None,
+        tags: Mapping[str, Any] | None = None,
     ) -> tuple[Value, ...]:
         """Append a node whose output types are given (fused groups, multi-output ops)."""
         outs = tuple(Value(t) for t in out_types)
-        self.nodes.append(Node(op, tuple(inputs), dict(attrs), outs, loc or self.loc))
+        node = Node(op, tuple(inputs), dict(attrs), outs, loc or self.loc, dict(tags or {}))
+        self.nodes.append(node)
         return outs
+
+    def copy(self, n: Node, inputs: Sequence[Value]) -> tuple[Value, ...]:
+        """Append a copy of node `n` (op, attrs, types, loc, tags) reading `inputs`."""
+        return self.add_node(n.op, inputs, n.attrs, [v.type for v in n.outputs], n.loc, n.tags)
 
     def const(self, array: Any, dtype: Any = None) -> Value:
         arr = np.asarray(array, dtype=dtype)
@@ -223,8 +234,5 @@ def copy_into(b: Builder, graph: Graph, args: Sequence[Value]) -> list[Value]:
     """Replay `graph`'s nodes into builder `b` with inputs bound to `args`; return its outputs."""
     env: dict[Value, Value] = dict(zip(graph.inputs, args, strict=True))
     for n in graph.nodes:
-        outs = b.add_node(
-            n.op, [env[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
-        )
-        env.update(zip(n.outputs, outs))
+        env.update(zip(n.outputs, b.copy(n, [env[v] for v in n.inputs])))
     return [env[v] for v in graph.outputs]

@@ -53,7 +53,7 @@ def copy_node(b: Builder, node: Node, inputs: Sequence[Value]) -> tuple[Value, .
     their output types, other ops are re-typed by their shape rule."""
     if node.op in SHAPE_RULES and len(node.outputs) == 1:
         return (b.add(node.op, inputs, node.attrs, loc=node.loc),)
-    return b.add_node(node.op, inputs, node.attrs, [v.type for v in node.outputs], loc=node.loc)
+    return b.copy(node, inputs)
 
 
 class Rewriter:

@@ -127,6 +127,7 @@ def _unary(
     doc="",
     differentiable=True,
     rule=None,
+    library=(),
 ):
     register(
         OpDef(
@@ -141,6 +142,7 @@ def _unary(
             samples=samples or _unary_samples(),
             grad_doc=doc,
             differentiable=differentiable,
+            library=library,
         )
     )
 
@@ -164,6 +166,7 @@ _unary(
     "math.exp({0})",
     Cost.TRANSCENDENTAL,
     doc="ct * exp(x) (reuses the output)",
+    library=("float32", "float64"),
 )
 # d log = 1/x
 _unary(
@@ -175,6 +178,7 @@ _unary(
     Cost.TRANSCENDENTAL,
     _unary_samples(0.2, 3.0),
     doc="ct / x",
+    library=("float32", "float64"),
 )
 _unary(
     "log1p",
@@ -185,6 +189,7 @@ _unary(
     Cost.TRANSCENDENTAL,
     _unary_samples(-0.5, 2.0),
     doc="ct / (1 + x)",
+    library=("float32", "float64"),
 )
 _unary(
     "expm1",
@@ -194,6 +199,7 @@ _unary(
     "math.expm1({0})",
     Cost.TRANSCENDENTAL,
     doc="ct * (expm1(x) + 1)",
+    library=("float32", "float64"),
 )
 # d tanh = 1 - tanh^2
 _unary(
@@ -204,6 +210,7 @@ _unary(
     "math.tanh({0})",
     Cost.TRANSCENDENTAL,
     doc="ct * (1 - tanh(x)^2) (reuses the output)",
+    library=("float32", "float64"),
 )
 _unary(
     "sin",
@@ -213,6 +220,7 @@ _unary(
     "math.sin({0})",
     Cost.TRANSCENDENTAL,
     doc="ct * cos(x)",
+    library=("float32",),
 )
 _unary(
     "cos",
@@ -222,6 +230,7 @@ _unary(
     "math.cos({0})",
     Cost.TRANSCENDENTAL,
     doc="-ct * sin(x)",
+    library=("float32",),
 )
 # d sqrt = 1 / (2 sqrt x); infinite at 0, as in NumPy's own arithmetic
 _unary(
@@ -271,7 +280,7 @@ _unary(
 # -- binary ops --------------------------------------------------------------------------
 
 
-def _binop(name, impl, vjp, jvp, tmpl, samples=None, doc="", cost=Cost.CHEAP):
+def _binop(name, impl, vjp, jvp, tmpl, samples=None, doc="", cost=Cost.CHEAP, library=()):
     register(
         OpDef(
             name=name,
@@ -284,6 +293,7 @@ def _binop(name, impl, vjp, jvp, tmpl, samples=None, doc="", cost=Cost.CHEAP):
             cost=cost,
             samples=samples or _binary_samples(),
             grad_doc=doc,
+            library=library,
         )
     )
 
@@ -370,6 +380,7 @@ _binop(
     _binary_samples(0.3, 2.0, -1.5, 2.5),
     cost=Cost.TRANSCENDENTAL,
     doc="ct * y * x^(y-1), ct * x^y * log(x) (0 where x = 0)",
+    library=("float32", "float64"),
 )
 
 

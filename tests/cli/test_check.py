@@ -82,9 +82,9 @@ def test_check_gradients_blames_the_backend_when_only_compiled_code_is_wrong(mon
 
     real_lower = api.lower
 
-    def bad_lower(graph, backend, stage):  # a "backend" that flips the sign of the gradients
-        fn = real_lower(graph, "interpret", stage)
-        n_primal = graph.meta.get("n_primal_outputs", 1)
+    def bad_lower(low, backend):  # a "backend" that flips the sign of the gradients
+        fn = real_lower(low, "interpret")
+        n_primal = low.graph.meta.get("n_primal_outputs", 1)
         return lambda *a: [o if i < n_primal else -o for i, o in enumerate(fn(*a))]
 
     monkeypatch.setattr(api, "lower", bad_lower)
