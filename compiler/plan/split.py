@@ -1,15 +1,25 @@
 """Split a planned joint graph (with cotangent inputs) into vjp's forward and backward stages.
 
 The residuals are exactly what the plan keeps: the stored values plus the primal inputs the
-backward reads. Clones stay in the backward (`split_joint` alone would hoist them into the
-forward, since they do not depend on a cotangent); constants are re-emitted there.
+backward reads. Clones stay in the backward (a split by cotangent dependence alone would
+hoist them into the forward); constants are re-emitted there. gradc's only residual splitter.
 """
 
 from __future__ import annotations
 
-from compiler.autodiff.partition import Split
+from dataclasses import dataclass
+
 from compiler.ir.graph import Builder, Graph, Value
 from compiler.plan.planner import Plan
+
+
+@dataclass(frozen=True)
+class Split:
+    """vjp's two stages of one planned joint graph."""
+
+    forward: Graph  # inputs: primals; outputs: primal outputs, then residuals
+    backward: Graph  # inputs: residuals, then cotangents; outputs: gradients
+    n_residuals: int
 
 
 def split_plan(plan: Plan, n_primal_in: int, n_out: int) -> Split:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.graph import Builder, Const, Value
-from compiler.ir.types import FLOAT_DTYPES, TensorType
+from compiler.ir.types import TensorType
 from compiler.primitives import OPS
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -241,10 +241,6 @@ class Tracer:
         from compiler.trace.numpy_api import handle_function
 
         return handle_function(self._ctx, func, args, kwargs)
-
-
-def is_float_dtype(dt: np.dtype) -> bool:
-    return np.dtype(dt) in FLOAT_DTYPES
 
 
 def find_context(args: Sequence[Any]) -> TraceContext | None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 
 from compiler.cli.stages import render, stage_sections
 from compiler.cli.target import resolve
-from compiler.ir import Builder, TensorType
 from compiler.passes import PIPELINE
 from compiler.pipeline import LOWERING, lower_passes
+from tests.codegen.graphs import logreg_shape_graph
 from tests.codegen.util import cache_dir  # noqa: F401  (fixture)
 
 
@@ -61,18 +60,7 @@ def test_each_later_pass_can_be_disabled(name, example):
 
 
 def test_disable_pushdown_keeps_the_cheap_output_stored():
-    # logreg's shape: one group makes z, relu(z) and -|z|; relu is read only with z
-    b = Builder()
-    x = b.add_input(TensorType((64,), np.float64))
-    c = b.add_input(TensorType((1,), np.float64))
-    y = b.add_input(TensorType((64,), np.float64))
-    z = b.add("add", [x, c])
-    relu = b.add("maximum", [z, b.const(np.float64(0.0))])
-    e = b.add("exp", [b.add("negative", [b.add("abs", [z])])])
-    terms = b.add("subtract", [b.add("add", [relu, e]), b.add("multiply", [y, z])])
-    g = b.build(
-        [b.add("sum", [terms], {"axis": (0,), "keepdims": False}), b.add("multiply", [z, e])]
-    )
+    g = logreg_shape_graph(64)
 
     def widest(low):
         return max(len(n.outputs) for n in low.graph.nodes if n.op == "fused")

@@ -25,7 +25,7 @@ from compiler.passes.fuse import fuse
 from compiler.pipeline import lower_graph
 from compiler.plan import assign_buffers
 from runtime.arena import Arena
-from tests.codegen.graphs import deep_args, deep_joint, deep_loss
+from tests.codegen.graphs import deep_args, deep_joint, deep_loss, logreg_shape_graph
 from tests.codegen.util import assert_same, cache_dir  # noqa: F401  (fixture)
 
 # 64 x 64 = 4096 elements per layer value: loops run as kernels from the first call
@@ -291,20 +291,7 @@ def test_memory_sink_moves_backward_only_values_next_to_their_reader():
 
 
 def test_memory_pushdown_recomputes_a_cheap_output_in_its_reader():
-    # logreg's shape: one group makes z, relu(z) and -|z|; relu is read only with z
-    b = Builder()
-    x = b.add_input(TensorType((4096,), np.float64))
-    c = b.add_input(TensorType((1,), np.float64))
-    y = b.add_input(TensorType((4096,), np.float64))
-    z = b.add("add", [x, c])
-    relu = b.add("maximum", [z, b.const(np.float64(0.0))])
-    e = b.add("exp", [b.add("negative", [b.add("abs", [z])])])
-    loss = b.add(
-        "sum",
-        [b.add("subtract", [b.add("add", [relu, e]), b.add("multiply", [y, z])])],
-        {"axis": (0,), "keepdims": False},
-    )
-    g = b.build([loss, b.add("multiply", [z, e])])
+    g = logreg_shape_graph(4096)
     fz = fuse(g, barrier=lambda n: n.op == "exp")
     pushed = push_down(fz)
     widths = [len(n.outputs) for n in pushed.nodes if n.op == "fused"]
