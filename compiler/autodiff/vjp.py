@@ -89,7 +89,7 @@ def vjp_graph(
             if n.out not in cts or not any(v in dep for v in n.inputs):
                 continue
             ct = cts.pop(n.out)
-            ctx.loc = n.loc
+            ctx.loc, b.tags = n.loc, n.tags  # the adjoint belongs where its node does
             rule_in = [env[v] for v in n.inputs]
             results = OPS[n.op].vjp(ct, *rule_in, out=env[n.out], **n.attrs)
             for v, r in zip(n.inputs, results):
@@ -100,7 +100,7 @@ def vjp_graph(
                 if r.dtype != v.dtype:
                     r = ops.cast_to(r, v.dtype)
                 _accumulate(cts, v, r)
-            ctx.loc = None
+            ctx.loc, b.tags = None, {}
         grads = [_or_zeros(ctx, cts.get(v), v).value for v in wrt_vals]
     outputs = [env[v].value for v in graph.outputs] + grads
     return b.build(outputs, meta={"n_primal_outputs": len(graph.outputs)})

@@ -81,8 +81,9 @@ class Const:
 class Node:
     """One op application: `outputs = op(*inputs, **attrs)`. `loc` is the user's source line.
 
-    `tags` are decisions the pipeline recorded about the node that are not arguments of the
-    op (so never passed to its rules): `route="library"` (the `route` pass).
+    `tags` record what is known about the node that is not an argument of the op (so never
+    passed to its rules): `checkpoint=k` (it belongs to user checkpoint segment k, see
+    `plan.segments`), `route="library"` (the `route` pass). Copies of a node keep them.
     """
 
     op: str
@@ -178,6 +179,7 @@ class Builder:
         self.inputs: list[Value] = []
         self.nodes: list[Node] = []
         self.loc: str | None = None  # source location attached to the next nodes
+        self.tags: Mapping[str, Any] = {}  # tags attached to the next nodes (see Node)
 
     def add_input(self, type: TensorType) -> Value:
         v = Value(type)
@@ -190,6 +192,7 @@ class Builder:
         inputs: Sequence[Value],
         attrs: Mapping[str, Any] | None = None,
         loc: str | None = None,
+        tags: Mapping[str, Any] | None = None,
     ) -> Value:
         """Append `op(*inputs, **attrs)`, typed by the op's shape rule; return its output."""
         attrs = dict(attrs or {})
@@ -201,7 +204,7 @@ class Builder:
         except ShapeError as exc:
             where = f" (at {loc or self.loc})" if (loc or self.loc) else ""
             raise ShapeError(f"{exc}{where}") from None
-        return self.add_node(op, inputs, attrs, (out_type,), loc=loc)[0]
+        return self.add_node(op, inputs, attrs, (out_type,), loc=loc, tags=tags)[0]
 
     def add_node(
         self,
@@ -214,7 +217,8 @@ class Builder:
     ) -> tuple[Value, ...]:
         """Append a node whose output types are given (fused groups, multi-output ops)."""
         outs = tuple(Value(t) for t in out_types)
-        node = Node(op, tuple(inputs), dict(attrs), outs, loc or self.loc, dict(tags or {}))
+        tags = self.tags if tags is None else tags
+        node = Node(op, tuple(inputs), dict(attrs), outs, loc or self.loc, dict(tags))
         self.nodes.append(node)
         return outs
 
