@@ -10,8 +10,6 @@ makes `grad(grad(f))` work.
 from __future__ import annotations
 
 import functools
-import inspect
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +17,7 @@ import numpy as np
 import optree
 
 from compiler import debug_nans
+from compiler.arguments import check_scalar_output, checked_fun, grad_layout, wrt_leaves
 from compiler.autodiff import vjp_graph
 from compiler.ir.graph import copy_into
 from compiler.passes import disabled_from_env
@@ -32,26 +31,18 @@ from compiler.pipeline import (
     vjp_stages,
 )
 from compiler.plan import mark_segment
-from compiler.trace import ARRAY, FLOAT, STATIC, Tracer, flatten, trace_tree
+from compiler.trace import ARRAY, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
 from compiler.trace.entry import leaf_kind
 from runtime.call import grad_assembler
-from runtime.pytree import flatten_args
-from runtime.signature import normalize_array, signature_key
+from runtime.dispatch import Dispatcher, normalize_leaves
+from runtime.signature import normalize_array
 
 _ENV_DISABLED = disabled_from_env()  # read once, at import
 
 
 def _tracing() -> bool:
     return bool(active_contexts())
-
-
-def _arg_names(fun: Callable, n: int) -> list[str]:
-    try:
-        params = list(inspect.signature(fun).parameters)
-    except (TypeError, ValueError):
-        params = []
-    return [params[i] if i < len(params) else f"#{i}" for i in range(n)]
 
 
 class _Spec:
@@ -70,8 +61,7 @@ class _Spec:
         "n_res",
         "ct_tree",
         "fast",
-        "all_dyn",
-        "has_arrays",
+        "run",
     )
 
 
@@ -99,50 +89,28 @@ class _Transform:
         )
         self.backend = self.opts.backend
         self.disable = self.opts.disable
-        self._cache: dict[Any, _Spec] = {}
-        self._lock = threading.Lock()
+        self._dispatch = Dispatcher(self._entry)
         functools.update_wrapper(self, fun, updated=())
 
-    # -- the call fast path -------------------------------------------------------------------
+    # -- calls: the per-signature dispatcher (runtime.dispatch) ------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _tracing():  # inside another trace: become part of it
             leaves, _ = optree.tree_flatten((args, kwargs), none_is_leaf=False)
             return self._inline(args, kwargs, leaves)
-        if kwargs:
-            leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
-        else:
-            leaves, tree = flatten_args(args)
-        key = signature_key(leaves, tree)
-        spec = self._cache.get(key)
-        if spec is None:
-            return self._first_call(key, args, kwargs, leaves)
-        if spec.has_arrays:
-            fixed = _normalize_leaves(leaves)
-            if fixed is not None:  # a strided, Fortran-order or byte-swapped array: copy once
-                leaves = fixed
-        flat = leaves if spec.all_dyn else [leaves[i] for i in spec.dyn]
-        if spec.fast is not None and not debug_nans.ENABLED:
-            return spec.fast(flat)
-        outs = spec.fn(*flat)
-        if debug_nans.ENABLED:
-            self._debug_nans(spec, flat, outs)
-        return self._assemble(spec, outs, flat)
+        return self._dispatch(args, kwargs)
 
-    def _first_call(self, key: Any, args: tuple, kwargs: dict, leaves: list) -> Any:
-        fixed = _normalize_leaves(leaves)
-        if fixed is not None:
-            leaves = fixed
-            tree = optree.tree_structure((args, kwargs), none_is_leaf=False)
-            args, kwargs = optree.tree_unflatten(tree, leaves)
-        with self._lock:
-            spec = self._cache.get(key)
-            if spec is None:
-                spec = self._compile(args, kwargs, leaves)
-                spec.all_dyn = len(spec.dyn) == len(leaves)
-                spec.has_arrays = any(isinstance(x, np.ndarray) for x in leaves)
-                spec.fast = self._fast_assembler(spec)
-                self._cache[key] = spec
-        flat = [leaves[i] for i in spec.dyn]
+    @property
+    def _cache(self) -> dict[Any, _Spec]:
+        return self._dispatch.cache
+
+    def _entry(self, args: tuple, kwargs: dict, leaves: list) -> _Spec:
+        """Compile one signature into the dispatcher's entry."""
+        spec = self._compile(args, kwargs, leaves)
+        spec.fast = None if debug_nans.ENABLED else self._fast_assembler(spec)
+        spec.run = functools.partial(self._run, spec)
+        return spec
+
+    def _run(self, spec: _Spec, flat: list) -> Any:
         outs = spec.fn(*flat)
         if debug_nans.ENABLED:
             self._debug_nans(spec, flat, outs)
@@ -183,86 +151,10 @@ class _Transform:
         debug_nans.check(graph, flat, outs, f"{self.mode}({name})", n_fwd)
 
     # -- building ---------------------------------------------------------------------------
-    def _checked_fun(self) -> Callable:
-        fun, has_aux, mode = self.fun, self.has_aux, self.mode
-
-        def wrapped(*a: Any, **k: Any) -> Any:
-            out = fun(*a, **k)
-            if has_aux and not (isinstance(out, (tuple, list)) and len(out) == 2):
-                raise TypeError(
-                    f"{mode}(has_aux=True) needs the function to return a pair "
-                    f"(output, aux); it returned {_describe(out)}"
-                )
-            return out
-
-        return wrapped
-
-    def _wrt(self, args: tuple, kinds: list[str]) -> list[int]:
-        """Leaf positions (among all leaves) of the differentiated arguments, checked."""
-        names = _arg_names(self.fun, len(args))
-        for a in self.argnums:
-            if not -len(args) <= a < len(args):
-                raise ValueError(
-                    f"{self.mode}: argnums={a} is out of range for a function "
-                    f"called with {len(args)} positional arguments"
-                )
-        starts, pos = [], 0
-        for a in args:
-            starts.append(pos)
-            pos += optree.tree_flatten(a, none_is_leaf=False)[1].num_leaves
-        out = []
-        for a in self.argnums:
-            a %= len(args)
-            sub, _ = optree.tree_flatten(args[a], none_is_leaf=False)
-            for j, leaf in enumerate(sub):
-                i = starts[a] + j
-                kind = kinds[i]
-                dt = getattr(leaf, "dtype", None)
-                if (
-                    kind == STATIC
-                    or (dt is not None and np.dtype(dt).kind != "f")
-                    or (dt is not None and np.dtype(dt) == np.float16)
-                ):
-                    what = (
-                        f"dtype {np.dtype(dt)}" if dt is not None else f"type {type(leaf).__name__}"
-                    )
-                    raise TypeError(
-                        f"{self.mode}: argument {names[a]!r} (argnums={a}) has {what}; "
-                        "gradients need float32/float64 arrays or Python floats"
-                    )
-                out.append(i)
-        return out
-
     def _trace(self, args: tuple, kwargs: dict):
-        tr = trace_tree(self._checked_fun(), args, kwargs)
+        tr = trace_tree(checked_fun(self.fun, self.has_aux, self.mode), args, kwargs)
         dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
         return tr, dyn
-
-    def _value_leaf_check(self, tr) -> int:
-        """Number of leaves of the primal output part; checks it is a float scalar."""
-        g = tr.graph
-        val_tree = tr.out_tree
-        if self.has_aux:
-            val_tree = optree.tree_structure(
-                optree.tree_unflatten(tr.out_tree, list(range(tr.out_tree.num_leaves)))[0],
-                none_is_leaf=False,
-            )
-        n_val = val_tree.num_leaves
-        v = g.outputs[0] if g.outputs else None
-        # a tuple/list/dict output (even of one scalar) is an error, as in JAX: without
-        # has_aux only the first leaf would be differentiated and the rest dropped
-        if not val_tree.is_leaf() or v is None or v.shape != () or not v.type.is_float:
-            shape = (
-                f"a pytree {val_tree} (use has_aux=True to return extra values)"
-                if not val_tree.is_leaf()
-                else (f"shape {v.shape} dtype {v.dtype}" if v is not None else "nothing")
-            )
-            raise TypeError(
-                f"{self.mode} needs a function returning a float scalar; it "
-                f"returned {shape}. For non-scalar outputs use "
-                "compiler.vjp (or sum the output)"
-            )
-        return n_val
 
     def _build(self, args: tuple, kwargs: dict, leaves: list, keep=None) -> _Spec:
         """Trace and run the pipeline up to codegen: the spec with its `stages`, no callable."""
@@ -278,9 +170,9 @@ class _Transform:
         if self.mode == "jit":
             spec.stages = jit_stages(tr.graph, self.opts, keep)
             return spec
-        wrt_leaves = self._wrt(args, tr.kinds)
-        wrt_inputs = [dyn.index(i) for i in wrt_leaves]
-        spec.grad_trees, spec.grad_kinds = self._grad_layout(args, wrt_leaves, tr.kinds, leaves)
+        wrt = wrt_leaves(self.fun, self.mode, self.argnums, args, tr.kinds)
+        wrt_inputs = [dyn.index(i) for i in wrt]
+        spec.grad_trees, spec.grad_kinds = grad_layout(self.argnums, args, wrt, tr.kinds, leaves)
         g = tr.graph
         if self.mode == "vjp":
             n_in, n_out = len(g.inputs), len(g.outputs)
@@ -292,7 +184,7 @@ class _Transform:
             spec.stages = vjp_stages(g, joint, n_in, n_out, self.opts, keep)
             spec.n_res = spec.stages.n_residuals
             return spec
-        self._value_leaf_check(tr)
+        check_scalar_output(self.mode, self.has_aux, tr)
         joint = vjp_graph(g, wrt_inputs, seeds="ones", ct_outputs=(0,))
         spec.stages = grad_stages(g, joint, self.opts, keep)
         return spec
@@ -303,19 +195,6 @@ class _Transform:
         spec.fn = lower(lowered[0], self.backend)
         spec.bwd = lower(lowered[1], self.backend) if len(lowered) > 1 else None
         return spec
-
-    def _grad_layout(self, args, wrt_leaves, kinds, leaves):
-        trees, grad_kinds = [], []
-        for a in self.argnums:
-            trees.append(optree.tree_structure(args[a % len(args)], none_is_leaf=False))
-        for i in wrt_leaves:
-            x = leaves[i]
-            grad_kinds.append(
-                "float"
-                if kinds[i] == FLOAT
-                else ("generic" if isinstance(x, np.generic) else "array")
-            )
-        return trees, grad_kinds
 
     # -- results ------------------------------------------------------------------------------
     def _grads(self, spec: _Spec, flat: Sequence[Any]) -> Any:
@@ -397,12 +276,12 @@ class _Transform:
             len(tr.graph.outputs),
             self.single,
         )
-        wrt_leaves = self._wrt(args, tr.kinds)
-        spec.grad_trees, spec.grad_kinds = self._grad_layout(args, wrt_leaves, tr.kinds, leaves)
-        wrt_inputs = [dyn.index(i) for i in wrt_leaves]
+        wrt = wrt_leaves(self.fun, self.mode, self.argnums, args, tr.kinds)
+        spec.grad_trees, spec.grad_kinds = grad_layout(self.argnums, args, wrt, tr.kinds, leaves)
+        wrt_inputs = [dyn.index(i) for i in wrt]
         if self.mode == "vjp":
             raise NotImplementedError("vjp inside another transformation is not supported yet")
-        self._value_leaf_check(tr)
+        check_scalar_output(self.mode, self.has_aux, tr)
         joint = vjp_graph(tr.graph, wrt_inputs, seeds="ones", ct_outputs=(0,))
         ins = [ctx.lift(leaves[i]).value for i in dyn] + [ctx.lift(c).value for c in tr.captured]
         outs = copy_into(ctx.builder, joint, ins)
@@ -411,67 +290,20 @@ class _Transform:
     # -- introspection ---------------------------------------------------------------------------
     def stages(self, *args: Any, **kwargs: Any) -> Stages:
         """Every stage of the compile for these arguments (compiling if needed)."""
-        if kwargs:
-            leaves, tree = optree.tree_flatten((args, kwargs), none_is_leaf=False)
-        else:
-            leaves, tree = flatten_args(args)
-        key = signature_key(leaves, tree)
-        if key not in self._cache:
-            self(*args, **kwargs)
-        return self._cache[key].stages
+        return self._dispatch.entry(args, kwargs).stages
 
     def build_stages(self, *args: Any, keep=None, **kwargs: Any) -> Stages:
         """The stages for these arguments without compiling (`keep(name, graph)` is called
         after every pass; `gradc ir` uses it)."""
         leaves, _ = optree.tree_flatten((args, kwargs), none_is_leaf=False)
-        fixed = _normalize_leaves(leaves)
+        fixed = normalize_leaves(leaves)
         return self._build(args, kwargs, fixed or leaves, keep).stages
-
-
-def _normalize_leaves(leaves: list) -> list | None:
-    """The leaves with every array C-contiguous and native-endian (what compiled code reads),
-    or None when they already are: the common case costs one flags check per array."""
-    out = None
-    for i, x in enumerate(leaves):
-        if type(x) is np.ndarray:
-            if x.flags.c_contiguous and x.dtype.isnative:
-                continue
-            x = normalize_array(x)
-        elif isinstance(x, np.ndarray):
-            x = normalize_array(_plain_array(x))
-        else:
-            continue
-        if out is None:
-            out = list(leaves)
-        out[i] = x
-    return out
-
-
-def _plain_array(x: np.ndarray) -> np.ndarray:
-    # A memmap is an ndarray with a file behind it. Other subclasses (np.matrix, masked
-    # arrays) change what operators mean, so the traced function would not be the one the
-    # user ran on them: refuse rather than differentiate something else.
-    if isinstance(x, np.memmap):
-        return np.asarray(x)
-    raise TypeError(
-        f"gradc does not accept {type(x).__module__}.{type(x).__name__} arguments (an "
-        "ndarray subclass whose operators differ from ndarray's); pass np.asarray(x), or "
-        "x.filled(...) for a masked array"
-    )
 
 
 def _scalarize(x: Any) -> Any:
     if isinstance(x, np.ndarray) and x.ndim == 0:
         return x[()]
     return x
-
-
-def _describe(x: Any) -> str:
-    if isinstance(x, (tuple, list)):
-        return f"a {type(x).__name__} of length {len(x)}"
-    if isinstance(x, Tracer):
-        return f"an array {x.type}"
-    return f"a {type(x).__name__}"
 
 
 def _make(mode: str):

@@ -18,7 +18,7 @@ LAYERS = [
     ("compiler.plan",),
     ("compiler.codegen",),
     ("compiler.pipeline",),
-    ("compiler.api",),
+    ("compiler.api", "compiler.arguments"),
     ("compiler.cli", "compiler.examples", "compiler.docgen", "compiler.__main__"),
     ("compiler",),  # the package root: the public names, imported by nothing inside
 ]
