@@ -23,8 +23,8 @@ from compiler.ir.graph import Builder, Graph, Node, Value, copy_into
 from compiler.passes.manager import register_pass
 from compiler.passes.route import routed
 from compiler.primitives import OPS, Kind, ScalarExpr
+from compiler.primitives.reduce import REDUCE_OPS
 
-REDUCE_OPS = ("sum", "max", "min")
 # Numba's compile time grows superlinearly with the size of one function: cap a group so a
 # kernel stays around a hundred statements.
 MAX_GROUP = 48
