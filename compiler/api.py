@@ -16,19 +16,18 @@ from typing import Any
 import numpy as np
 import optree
 
-from compiler import debug_nans
+from compiler import debug_nans, pipeline
 from compiler.arguments import check_scalar_output, checked_fun, grad_layout, wrt_leaves
 from compiler.autodiff import vjp_graph
 from compiler.ir.graph import copy_into
 from compiler.passes import disabled_from_env
 from compiler.pipeline import (
+    Compiled,
     Options,
+    Signature,
     Stages,
+    Transform,
     default_backend,
-    grad_stages,
-    jit_stages,
-    lower,
-    vjp_stages,
 )
 from compiler.plan import mark_segment
 from compiler.trace import ARRAY, STATIC, Tracer, flatten, trace_tree
@@ -43,26 +42,6 @@ _ENV_DISABLED = disabled_from_env()  # read once, at import
 
 def _tracing() -> bool:
     return bool(active_contexts())
-
-
-class _Spec:
-    """What one signature compiled to, and how to assemble results from flat outputs."""
-
-    __slots__ = (
-        "fn",
-        "dyn",
-        "n_out",
-        "out_tree",
-        "grad_trees",
-        "grad_kinds",
-        "single",
-        "stages",
-        "bwd",
-        "n_res",
-        "ct_tree",
-        "fast",
-        "run",
-    )
 
 
 class _Transform:
@@ -88,6 +67,7 @@ class _Transform:
             backend or default_backend(), tuple(disable) + _ENV_DISABLED, memory, memory_budget
         )
         self.backend = self.opts.backend
+        self.transform = Transform(mode, self.argnums, has_aux)
         self.disable = self.opts.disable
         self._dispatch = Dispatcher(self._entry)
         functools.update_wrapper(self, fun, updated=())
@@ -100,23 +80,26 @@ class _Transform:
         return self._dispatch(args, kwargs)
 
     @property
-    def _cache(self) -> dict[Any, _Spec]:
+    def _cache(self) -> dict[Any, Compiled]:
         return self._dispatch.cache
 
-    def _entry(self, args: tuple, kwargs: dict, leaves: list) -> _Spec:
+    def _entry(self, args: tuple, kwargs: dict, leaves: list) -> Compiled:
         """Compile one signature into the dispatcher's entry."""
-        spec = self._compile(args, kwargs, leaves)
+        spec = pipeline.compile(
+            self.fun, Signature(args, kwargs, leaves), self.transform, self.opts
+        )
+        spec.single = self.single
         spec.fast = None if debug_nans.ENABLED else self._fast_assembler(spec)
         spec.run = functools.partial(self._run, spec)
         return spec
 
-    def _run(self, spec: _Spec, flat: list) -> Any:
+    def _run(self, spec: Compiled, flat: list) -> Any:
         outs = spec.fn(*flat)
         if debug_nans.ENABLED:
             self._debug_nans(spec, flat, outs)
         return self._assemble(spec, outs, flat)
 
-    def _fast_assembler(self, spec: _Spec) -> Callable | None:
+    def _fast_assembler(self, spec: Compiled) -> Callable | None:
         """`flat -> result` for grad/value_and_grad without aux; None: use the general path."""
         if self.mode not in ("grad", "value_and_grad") or self.has_aux:
             return None
@@ -140,7 +123,7 @@ class _Transform:
         )
         return lambda flat: assemble(fn(*flat))
 
-    def _debug_nans(self, spec: _Spec, flat: list, outs: Sequence[Any]) -> None:
+    def _debug_nans(self, spec: Compiled, flat: list, outs: Sequence[Any]) -> None:
         name = getattr(self.fun, "__name__", "function")
         traced = spec.stages.traced
         if self.mode in ("grad", "value_and_grad"):
@@ -150,54 +133,8 @@ class _Transform:
             outs = outs[: spec.n_out]  # vjp: the residuals are the planner's business
         debug_nans.check(graph, flat, outs, f"{self.mode}({name})", n_fwd)
 
-    # -- building ---------------------------------------------------------------------------
-    def _trace(self, args: tuple, kwargs: dict):
-        tr = trace_tree(checked_fun(self.fun, self.has_aux, self.mode), args, kwargs)
-        dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
-        return tr, dyn
-
-    def _build(self, args: tuple, kwargs: dict, leaves: list, keep=None) -> _Spec:
-        """Trace and run the pipeline up to codegen: the spec with its `stages`, no callable."""
-        tr, dyn = self._trace(args, kwargs)
-        if tr.captured:
-            raise RuntimeError("internal: captured values outside a trace")
-        spec = _Spec()
-        spec.dyn = dyn
-        spec.out_tree = tr.out_tree
-        spec.n_out = len(tr.graph.outputs)
-        spec.single = self.single
-        spec.n_res = 0
-        if self.mode == "jit":
-            spec.stages = jit_stages(tr.graph, self.opts, keep)
-            return spec
-        wrt = wrt_leaves(self.fun, self.mode, self.argnums, args, tr.kinds)
-        wrt_inputs = [dyn.index(i) for i in wrt]
-        spec.grad_trees, spec.grad_kinds = grad_layout(self.argnums, args, wrt, tr.kinds, leaves)
-        g = tr.graph
-        if self.mode == "vjp":
-            n_in, n_out = len(g.inputs), len(g.outputs)
-            n_primal = n_out
-            if self.has_aux:
-                first = optree.tree_unflatten(tr.out_tree, list(range(n_out)))[0]
-                n_primal = optree.tree_structure(first, none_is_leaf=False).num_leaves
-            joint = vjp_graph(g, wrt_inputs, seeds="input", ct_outputs=tuple(range(n_primal)))
-            spec.stages = vjp_stages(g, joint, n_in, n_out, self.opts, keep)
-            spec.n_res = spec.stages.n_residuals
-            return spec
-        check_scalar_output(self.mode, self.has_aux, tr)
-        joint = vjp_graph(g, wrt_inputs, seeds="ones", ct_outputs=(0,))
-        spec.stages = grad_stages(g, joint, self.opts, keep)
-        return spec
-
-    def _compile(self, args: tuple, kwargs: dict, leaves: list) -> _Spec:
-        spec = self._build(args, kwargs, leaves)
-        lowered = spec.stages.lowered
-        spec.fn = lower(lowered[0], self.backend)
-        spec.bwd = lower(lowered[1], self.backend) if len(lowered) > 1 else None
-        return spec
-
     # -- results ------------------------------------------------------------------------------
-    def _grads(self, spec: _Spec, flat: Sequence[Any]) -> Any:
+    def _grads(self, spec: Compiled, flat: Sequence[Any]) -> Any:
         leaves = []
         for g, kind in zip(flat, spec.grad_kinds):
             if kind == "float":
@@ -212,7 +149,7 @@ class _Transform:
             pos += n
         return out[0] if spec.single else tuple(out)
 
-    def _assemble(self, spec: _Spec, outs: Sequence[Any], flat: Sequence[Any] = ()) -> Any:
+    def _assemble(self, spec: Compiled, outs: Sequence[Any], flat: Sequence[Any] = ()) -> Any:
         if self.mode == "jit":
             return optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in outs])
         if self.mode == "vjp":
@@ -223,7 +160,7 @@ class _Transform:
             return (grads, primal[1]) if self.has_aux else grads
         return (primal, grads)
 
-    def _vjp_result(self, spec: _Spec, outs: Sequence[Any], primals: Sequence[Any]) -> Any:
+    def _vjp_result(self, spec: Compiled, outs: Sequence[Any], primals: Sequence[Any]) -> Any:
         primal_flat = list(outs[: spec.n_out])
         residuals = list(outs[spec.n_out :])
         primal = optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in primal_flat])
@@ -266,16 +203,11 @@ class _Transform:
         if self.mode == "jit":
             return self.fun(*args, **kwargs)
         ctx = active_contexts()[-1] if active_contexts() else None
-        tr, dyn = self._trace(args, kwargs)
+        tr = trace_tree(checked_fun(self.fun, self.has_aux, self.mode), args, kwargs)
         if ctx is None:
             raise RuntimeError("internal: traced arguments outside a trace")
-        spec = _Spec()
-        spec.dyn, spec.out_tree, spec.n_out, spec.single = (
-            dyn,
-            tr.out_tree,
-            len(tr.graph.outputs),
-            self.single,
-        )
+        dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
+        spec = Compiled(None, dyn, tr.out_tree, len(tr.graph.outputs), single=self.single)
         wrt = wrt_leaves(self.fun, self.mode, self.argnums, args, tr.kinds)
         spec.grad_trees, spec.grad_kinds = grad_layout(self.argnums, args, wrt, tr.kinds, leaves)
         wrt_inputs = [dyn.index(i) for i in wrt]
@@ -296,8 +228,10 @@ class _Transform:
         """The stages for these arguments without compiling (`keep(name, graph)` is called
         after every pass; `gradc ir` uses it)."""
         leaves, _ = optree.tree_flatten((args, kwargs), none_is_leaf=False)
-        fixed = normalize_leaves(leaves)
-        return self._build(args, kwargs, fixed or leaves, keep).stages
+        sig = Signature(args, kwargs, normalize_leaves(leaves) or leaves)
+        return pipeline.compile(
+            self.fun, sig, self.transform, self.opts, keep=keep, build=False
+        ).stages
 
 
 def _scalarize(x: Any) -> Any:

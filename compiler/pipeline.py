@@ -17,9 +17,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import optree
+
+from compiler.arguments import check_scalar_output, checked_fun, grad_layout, wrt_leaves
+from compiler.autodiff import vjp_graph
 from compiler.codegen import compile_graph
 from compiler.codegen.compile import uses_arena
 from compiler.codegen.loops import fits_loop
@@ -32,6 +36,7 @@ from compiler.passes import ALGEBRAIC_PASSES, PIPELINE, known_passes, run_passes
 from compiler.passes.fuse import fuse, inline_fused
 from compiler.passes.route import route
 from compiler.plan import Buffers, Plan, Policy, assign_buffers, plan, split_plan
+from compiler.trace import STATIC, trace_tree
 
 log = logging.getLogger("gradc")
 
@@ -201,6 +206,88 @@ def lower(low: Lowered, backend: str, *, eager: bool = False) -> Callable[..., l
     return fn
 
 
+@dataclass(frozen=True)
+class Transform:
+    """Which transformation to compile: grad, value_and_grad, vjp or jit."""
+
+    mode: str
+    argnums: tuple[int, ...] = (0,)
+    has_aux: bool = False
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The example arguments a compile specialises on, and their flattened leaves."""
+
+    args: tuple
+    kwargs: dict
+    leaves: list
+
+
+@dataclass
+class Compiled:
+    """One signature's compile: its stages, its callables, and how its flat inputs and
+    outputs map to the user's pytrees."""
+
+    stages: Stages | None  # None only for a transformation inlined into an outer trace
+    dyn: list[int]  # positions (among all leaves) of the graph inputs
+    out_tree: Any  # the function's output pytree
+    n_out: int  # graph outputs of the function itself (then gradients or residuals)
+    grad_trees: list = field(default_factory=list)  # one pytree per differentiated argument
+    grad_kinds: list = field(default_factory=list)  # per gradient leaf: float, generic, array
+    n_res: int = 0  # vjp: residuals the forward stage returns after the outputs
+    fn: Callable | None = None  # the (first) compiled stage
+    bwd: Callable | None = None  # vjp: the backward stage
+    single: bool = False  # argnums was an int: return one gradient, not a tuple
+    fast: Callable | None = None  # set by the API's dispatcher (runtime.dispatch)
+    run: Callable | None = None  # set by the API's dispatcher
+
+
+def compile(
+    fun: Callable,
+    signature: Signature,
+    transform: Transform,
+    options: Options,
+    *,
+    keep: Keep | None = None,
+    build: bool = True,
+) -> Compiled:
+    """Trace `fun` on the signature, run the pipeline for the transformation, and (unless
+    `build=False`: stages only, nothing compiled) lower each stage on the backend."""
+    mode, has_aux = transform.mode, transform.has_aux
+    args, kwargs, leaves = signature.args, signature.kwargs, signature.leaves
+    tr = trace_tree(checked_fun(fun, has_aux, mode), args, kwargs)
+    if tr.captured:
+        raise RuntimeError("internal: captured values outside a trace")
+    g = tr.graph
+    dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
+    c = Compiled(None, dyn, tr.out_tree, len(g.outputs))
+    if mode == "jit":
+        c.stages = jit_stages(g, options, keep)
+    else:
+        wrt = wrt_leaves(fun, mode, transform.argnums, args, tr.kinds)
+        wrt_inputs = [dyn.index(i) for i in wrt]
+        c.grad_trees, c.grad_kinds = grad_layout(transform.argnums, args, wrt, tr.kinds, leaves)
+        if mode == "vjp":
+            n_in, n_out = len(g.inputs), len(g.outputs)
+            n_primal = n_out
+            if has_aux:
+                first = optree.tree_unflatten(tr.out_tree, list(range(n_out)))[0]
+                n_primal = optree.tree_structure(first, none_is_leaf=False).num_leaves
+            joint = vjp_graph(g, wrt_inputs, seeds="input", ct_outputs=tuple(range(n_primal)))
+            c.stages = vjp_stages(g, joint, n_in, n_out, options, keep)
+            c.n_res = c.stages.n_residuals
+        else:
+            check_scalar_output(mode, has_aux, tr)
+            joint = vjp_graph(g, wrt_inputs, seeds="ones", ct_outputs=(0,))
+            c.stages = grad_stages(g, joint, options, keep)
+    if build:
+        lowered = c.stages.lowered
+        c.fn = lower(lowered[0], options.backend)
+        c.bwd = lower(lowered[1], options.backend) if len(lowered) > 1 else None
+    return c
+
+
 def lower_graph(
     graph: Graph, stage: str = "test", disable: Sequence[str] = (), *, eager: bool = False
 ) -> Callable[..., list]:
@@ -210,6 +297,10 @@ def lower_graph(
 
 __all__ = [
     "BACKENDS",
+    "Compiled",
+    "Signature",
+    "Transform",
+    "compile",
     "LOWERING",
     "PIPELINE",
     "Lowered",

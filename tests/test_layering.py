@@ -17,8 +17,8 @@ LAYERS = [
     ("compiler.passes",),
     ("compiler.plan",),
     ("compiler.codegen",),
-    ("compiler.pipeline",),
-    ("compiler.api", "compiler.arguments"),
+    ("compiler.pipeline", "compiler.arguments"),
+    ("compiler.api",),
     ("compiler.cli", "compiler.examples", "compiler.docgen", "compiler.__main__"),
     ("compiler",),  # the package root: the public names, imported by nothing inside
 ]

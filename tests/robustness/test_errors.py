@@ -683,7 +683,10 @@ CASES = _api_cases() + _trace_cases() + _shape_rule_cases() + _verify_cases() + 
 INTERNAL = {
     ("compiler/__main__.py", "SystemExit"): "the CLI's exit status",
     ("compiler/docgen.py", "SystemExit"): "a build script's exit status",
-    ("compiler/api.py", "internal: captured values"): "invariant: top-level traces capture none",
+    (
+        "compiler/pipeline.py",
+        "internal: captured values",
+    ): "invariant: top-level traces capture none",
     ("compiler/api.py", "internal: traced arguments"): "invariant: only called inside a trace",
     ("compiler/trace/ops.py", "internal: no traced operand"): "invariant of the dispatch",
     (
