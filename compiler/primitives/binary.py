@@ -9,6 +9,7 @@ from compiler.primitives.elementwise import (
     astype_rule,
     binary_rule,
     binary_samples,
+    elementwise_op,
     mask_samples,
     same_unary,
     where_rule,
@@ -19,21 +20,8 @@ from compiler.primitives.registry import Cost, Kind, OpDef, Sample, ScalarExpr, 
 
 
 def _binop(name, impl, vjp, jvp, tmpl, samples=None, doc="", cost=Cost.CHEAP, library=()):
-    register(
-        OpDef(
-            name=name,
-            shape_rule=binary_rule(name),
-            impl=impl,
-            vjp=vjp,
-            jvp=jvp,
-            codegen=ScalarExpr(tmpl),
-            kind=Kind.ELEMENTWISE,
-            cost=cost,
-            samples=samples or binary_samples(),
-            grad_doc=doc,
-            library=library,
-        )
-    )
+    samples = samples or binary_samples()
+    elementwise_op(name, binary_rule(name), impl, vjp, jvp, tmpl, cost, samples, doc, True, library)
 
 
 def _jvp_sum(*terms):

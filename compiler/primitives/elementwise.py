@@ -130,17 +130,26 @@ def _unary(
     rule=None,
     library=(),
 ):
+    rule = rule or float_unary(name)
+    samples = samples or unary_samples()
+    elementwise_op(name, rule, impl, vjp, jvp, tmpl, cost, samples, doc, differentiable, library)
+
+
+def elementwise_op(
+    name, rule, impl, vjp, jvp, tmpl, cost, samples, doc, differentiable=True, library=()
+):
+    """Register an elementwise op whose loop lowering is the scalar expression `tmpl`."""
     register(
         OpDef(
             name=name,
-            shape_rule=rule or float_unary(name),
+            shape_rule=rule,
             impl=impl,
             vjp=vjp,
             jvp=jvp,
             codegen=ScalarExpr(tmpl),
             kind=Kind.ELEMENTWISE,
             cost=cost,
-            samples=samples or unary_samples(),
+            samples=samples,
             grad_doc=doc,
             differentiable=differentiable,
             library=library,
