@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compiler import value_and_grad
 from compiler.cli.stages import render, stage_sections
 from compiler.cli.target import Target
 from tests.codegen.util import cache_dir  # noqa: F401  (fixture)
@@ -70,3 +71,14 @@ def test_plan_json_says_which_values_are_stored_or_recomputed():
     assert plan["recompute_count"] >= 1
     names = {v["value"] for v in plan["values"]}
     assert all(v["recomputes"] in names for v in recomputed)
+
+
+def test_the_api_runs_exactly_the_lowered_graph_and_plan():
+    w = WORKLOADS["mlp"]
+    params, data = w.make(np.random.default_rng(0), w.dtype, **w.small)
+    vg = value_and_grad(w.loss)
+    vg(params, *data)
+    (entry,) = vg._cache.values()
+    (low,) = vg.stages(params, *data).lowered
+    assert entry.fn.graph is low.graph and entry.fn.buffers is low.buffers
+    assert entry.fn.arena.nbytes == low.arena_bytes > 0
