@@ -19,7 +19,13 @@ LAYERS = [
     ("compiler.codegen",),
     ("compiler.pipeline",),
     ("compiler.api",),
-    ("compiler.cli", "compiler.examples", "compiler.docgen", "compiler.__main__"),
+    (
+        "compiler.cli",
+        "compiler.examples",
+        "compiler.docgen",
+        "compiler.__main__",
+        "compiler.distributed",
+    ),
 ]
 
 

@@ -1,0 +1,180 @@
+"""value_and_grad over Dask arrays: each chunk's value and gradient is computed by gradc's
+compiled value_and_grad on a worker, and the partial results are summed by Dask's tree
+reduction (`Bag.reduction`, `split_every` partials per combine task).
+
+One call builds this graph:
+
+    shared (scattered once per call) ─┐
+    data chunk i (the Dask array) ────┴─► partial i = (rows, value, grads) ─► tree sum ─► client
+
+`shared` holds the shipped loss and the non-data arguments; with a distributed Client it is
+scattered to every worker (broadcast, so a worker that dies takes no only copy with it), so the
+parameters cross the network once per worker per call, not once per chunk.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dask
+import dask.bag as db
+import optree
+
+from compiler.distributed.layout import Layout, batch_layout
+from compiler.distributed.shipping import Options, RemoteLoss, count_chunk, ship
+from compiler.pipeline import BACKENDS
+from compiler.plan import Policy
+
+REDUCTIONS = ("sum", "mean")
+
+
+class DaskValueAndGrad:
+    """`f(*args)` -> `(value, grads)` with the data arguments as Dask arrays (see module doc)."""
+
+    def __init__(
+        self,
+        fun: Callable,
+        argnums: int | Sequence[int],
+        reduce: str,
+        split_every: int | None,
+        client: Any,
+        options: Options,
+    ) -> None:
+        if not callable(fun):
+            raise TypeError(
+                f"distributed.value_and_grad expects a callable, got {type(fun).__name__}"
+            )
+        if reduce not in REDUCTIONS:
+            raise ValueError(
+                f"distributed.value_and_grad: reduce={reduce!r}; choose 'sum' (the loss sums "
+                "over the batch axis) or 'mean' (it averages over it)"
+            )
+        if split_every is not None and (not isinstance(split_every, int) or split_every < 2):
+            raise ValueError(
+                f"distributed.value_and_grad: split_every={split_every!r} must be an int >= 2 "
+                "(partials combined per reduction task)"
+            )
+        self.fun = fun
+        self.argnums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+        self.reduce = reduce
+        self.split_every = split_every
+        self.client = client
+        self.options = options
+        self._remote: RemoteLoss | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        layout = batch_layout(self.fun, args, kwargs, self.argnums)
+        if self._remote is None:  # pickled on first use, as a trace is made on first use
+            self._remote = ship(self.fun, self.options)
+        rest = tuple(None if i in layout.data else a for i, a in enumerate(args))
+        shared = (self._remote, rest, kwargs)
+        client = self.client if self.client is not None else _default_client()
+        if client is None:  # no cluster: Dask's local scheduler, the shared part one graph node
+            ref = dask.delayed(shared, traverse=False)
+            total = self._graph(ref, args, layout)
+            # threads unless configured otherwise (a Bag would default to processes)
+            rows, value, grads = total.compute(scheduler=dask.config.get("scheduler", "threads"))
+        else:
+            [ref] = client.scatter([shared], broadcast=True, hash=False)
+            try:
+                total = self._graph(ref, args, layout)
+                rows, value, grads = client.compute(total, sync=True)
+            finally:
+                ref.release()
+        if self.reduce == "mean":
+            value = value / rows
+            grads = optree.tree_map(lambda g: g / rows, grads, none_is_leaf=False)
+        return value, grads
+
+    def _graph(self, ref: Any, args: Sequence[Any], layout: Layout) -> Any:
+        """The Dask graph of one call: a partial per non-empty chunk, then the tree sum."""
+        blocks = [args[i].to_delayed(optimize_graph=False).reshape(-1) for i in layout.data]
+        weighted = self.reduce == "mean"
+        parts = [
+            dask.delayed(_chunk_partial, pure=False)(
+                ref, layout.data, weighted, *[b[k] for b in blocks]
+            )
+            for k, n in enumerate(layout.chunks)
+            if n > 0  # an empty chunk adds nothing to a sum, and a mean over it is undefined
+        ]
+        bag = db.from_delayed(parts)
+        return bag.reduction(_sum_partials, _sum_partials, split_every=self.split_every)
+
+
+def _chunk_partial(
+    shared: tuple[RemoteLoss, tuple, dict], data: tuple[int, ...], weighted: bool, *blocks: Any
+) -> list[tuple[int, Any, Any]]:
+    """On a worker: `[(rows, value, grads)]` of one chunk (weighted by rows for a mean)."""
+    remote, rest, kwargs = shared
+    args = list(rest)
+    for i, block in zip(data, blocks):
+        args[i] = block
+    value, grads = remote.transform()(*args, **kwargs)
+    rows = int(blocks[0].shape[0])
+    if weighted:
+        value = value * rows
+        grads = optree.tree_map(lambda g: g * rows, grads, none_is_leaf=False)
+    count_chunk()
+    return [(rows, value, grads)]  # a one-element partition of the Bag
+
+
+def _sum_partials(parts: Sequence[tuple[int, Any, Any]]) -> tuple[int, Any, Any]:
+    """Sum partial (rows, value, grads) triples; new arrays, never into a partial, since Dask
+    may hand the same partial to a retried task."""
+    parts = list(parts)
+    rows, value, grads = parts[0]
+    for r, v, g in parts[1:]:
+        rows += r
+        value = value + v
+        grads = optree.tree_map(operator.add, grads, g, none_is_leaf=False)
+    return rows, value, grads
+
+
+def _default_client() -> Any:
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:  # no Client in this process: use Dask's local scheduler
+        return None
+
+
+def value_and_grad(
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    reduce: str = "sum",
+    *,
+    split_every: int | None = None,
+    client: Any = None,
+    backend: str | None = None,
+    disable: Sequence[str] = (),
+    memory: str | None = None,
+    memory_budget: int | None = None,
+) -> DaskValueAndGrad:
+    """`value_and_grad(loss)(params, X, y)` with X, y Dask arrays chunked along axis 0: the
+    whole dataset's value and gradient, each chunk computed by compiled code on a worker."""
+    argnums = _check_argnums(argnums)
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    Policy(memory=memory, memory_budget=memory_budget)  # checked here, not on every worker
+    options = Options(argnums, backend, tuple(disable), memory, memory_budget)
+    return DaskValueAndGrad(fun, argnums, reduce, split_every, client, options)
+
+
+def _check_argnums(argnums: Any) -> int | tuple[int, ...]:
+    many = isinstance(argnums, (tuple, list))
+    items = tuple(argnums) if many else (argnums,)
+    if not any(isinstance(a, bool) for a in items):
+        try:
+            ints = tuple(operator.index(a) for a in items)
+        except TypeError:
+            pass
+        else:
+            return ints if many else ints[0]
+    raise TypeError(
+        f"distributed.value_and_grad: argnums must be an int or a tuple of ints, got {argnums!r}"
+    )
