@@ -1,6 +1,6 @@
 """value_and_grad over Dask arrays: each chunk's value and gradient is computed by gradc's
-compiled value_and_grad on a worker, and the partial results are summed by Dask's tree
-reduction (`Bag.reduction`, `split_every` partials per combine task).
+compiled value_and_grad on a worker, and the partial results are summed by a tree reduction of
+Dask tasks (`split_every` partials per combine task, the shape of Dask's own reductions).
 
 One call builds this graph:
 
@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import dask
-import dask.bag as db
 import optree
 
 from compiler.distributed.layout import Layout, batch_layout
@@ -28,6 +27,7 @@ from compiler.pipeline import BACKENDS
 from compiler.plan import Policy
 
 REDUCTIONS = ("sum", "mean")
+SPLIT_EVERY = 8  # partials per combine task (dask.bag's default fan-in)
 
 
 class DaskValueAndGrad:
@@ -99,14 +99,27 @@ class DaskValueAndGrad:
             for k, n in enumerate(layout.chunks)
             if n > 0  # an empty chunk adds nothing to a sum, and a mean over it is undefined
         ]
-        bag = db.from_delayed(parts)
-        return bag.reduction(_sum_partials, _sum_partials, split_every=self.split_every)
+        return _tree_sum(parts, self.split_every or SPLIT_EVERY)
+
+
+def _tree_sum(parts: list, split_every: int) -> Any:
+    """Sum the partials `split_every` at a time, level by level, as Dask's reductions do.
+
+    Built from delayed tasks rather than `dask.bag.Bag.reduction`: after fusion the Bag keeps an
+    alias task per partition, which measured 1.8x the scheduling time per chunk (64 chunks, 2
+    workers: 300 vs 169 ms per call); see docs/distributed.md."""
+    while len(parts) > 1:
+        parts = [
+            dask.delayed(_sum_partials, pure=False)(parts[i : i + split_every])
+            for i in range(0, len(parts), split_every)
+        ]
+    return parts[0]
 
 
 def _chunk_partial(
     shared: tuple[RemoteLoss, tuple, dict], data: tuple[int, ...], weighted: bool, *blocks: Any
-) -> list[tuple[int, Any, Any]]:
-    """On a worker: `[(rows, value, grads)]` of one chunk (weighted by rows for a mean)."""
+) -> tuple[int, Any, Any]:
+    """On a worker: `(rows, value, grads)` of one chunk (weighted by rows for a mean)."""
     remote, rest, kwargs = shared
     args = list(rest)
     for i, block in zip(data, blocks):
@@ -117,7 +130,7 @@ def _chunk_partial(
         value = value * rows
         grads = optree.tree_map(lambda g: g * rows, grads, none_is_leaf=False)
     count_chunk()
-    return [(rows, value, grads)]  # a one-element partition of the Bag
+    return rows, value, grads
 
 
 def _sum_partials(parts: Sequence[tuple[int, Any, Any]]) -> tuple[int, Any, Any]:
