@@ -74,8 +74,7 @@ class DaskValueAndGrad:
         if client is None:  # no cluster: Dask's local scheduler, the shared part one graph node
             ref = dask.delayed(shared, traverse=False)
             total = self._graph(ref, args, layout)
-            # threads unless configured otherwise (a Bag would default to processes)
-            rows, value, grads = total.compute(scheduler=dask.config.get("scheduler", "threads"))
+            rows, value, grads = total.compute()  # threads, unless dask.config says otherwise
         else:
             [ref] = client.scatter([shared], broadcast=True, hash=False)
             try:
