@@ -4,17 +4,22 @@ Dask tasks (`split_every` partials per combine task, the shape of Dask's own red
 
 One call builds this graph:
 
-    shared (scattered once per call) ─┐
-    data chunk i (the Dask array) ────┴─► partial i = (rows, value, grads) ─► tree sum ─► client
+    shared (one node per call) ───┐
+    data chunk i (the Dask array) ┴─► partial i = (rows, value, grads) ─► tree sum ─► client
 
-`shared` holds the shipped loss and the non-data arguments; with a distributed Client it is
-scattered to every worker (broadcast, so a worker that dies takes no only copy with it), so the
-parameters cross the network once per worker per call, not once per chunk.
+`shared` holds the shipped loss and the non-data arguments. Every chunk task depends on that one
+node, so it reaches each worker once per call (computed on one worker, fetched by the others),
+not once per chunk. It is a node of the graph rather than data put on the workers with
+`Client.scatter`, because scattered data has no recipe: Dask's active memory manager trims a
+broadcast down to one replica, and when the worker holding it dies the call fails ("lost
+scattered data, which can't be recovered"), seen in the killed-worker test. A graph node is
+recomputed elsewhere like any other task.
 """
 
 from __future__ import annotations
 
 import operator
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,18 +75,14 @@ class DaskValueAndGrad:
             self._remote = ship(self.fun, self.options)
         rest = tuple(None if i in layout.data else a for i, a in enumerate(args))
         shared = (self._remote, rest, kwargs)
+        # one graph node per call, not a Client.scatter: see the module docstring
+        ref = dask.delayed(shared, traverse=False, name=f"gradc-shared-{uuid.uuid4().hex}")
+        total = self._graph(ref, args, layout)
         client = self.client if self.client is not None else _default_client()
-        if client is None:  # no cluster: Dask's local scheduler, the shared part one graph node
-            ref = dask.delayed(shared, traverse=False)
-            total = self._graph(ref, args, layout)
-            rows, value, grads = total.compute()  # threads, unless dask.config says otherwise
+        if client is None:  # no cluster: Dask's local scheduler (threads unless configured)
+            rows, value, grads = total.compute()
         else:
-            [ref] = client.scatter([shared], broadcast=True, hash=False)
-            try:
-                total = self._graph(ref, args, layout)
-                rows, value, grads = client.compute(total, sync=True)
-            finally:
-                ref.release()
+            rows, value, grads = client.compute(total, sync=True)
         if self.reduce == "mean":
             value = value / rows
             grads = optree.tree_map(lambda g: g / rows, grads, none_is_leaf=False)
