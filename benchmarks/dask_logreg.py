@@ -7,7 +7,8 @@ in memory, on the workers for Dask): single-process gradc (`compiler.value_and_g
 arrays), a hand-written NumPy gradient in one process, gradc on Dask with 1 and with 2 worker
 processes (`compiler.distributed.value_and_grad`), and plain dask.array code with the same
 hand-written gradient on those clusters. Then the overhead per chunk (the slope of the call
-time against the number of chunks, 2 workers) and per call (one small chunk). Every process
+time against the number of chunks at 2 million rows, and the difference between 64 tiny chunks
+and one, 2 workers) and per call (one small chunk). Every process
 runs BLAS and Numba with one thread, so "1 worker" and "single process" compare like for like.
 """
 
@@ -120,7 +121,7 @@ def chunk_compute_ms(client, f, args) -> float:
 def main(rows: int, repeat: int, chunk_counts: list[int]) -> None:
     theta = 0.1 * np.random.default_rng(2).standard_normal(D + 1)
     chunk_rows = -(-rows // chunk_counts[0])
-    table, notes, sweep, per_call = [], [], [], 0.0
+    table, notes, sweep, tiny = [], [], [], {}
     single = value_and_grad(loss)
     for workers in (1, 2):
         with (
@@ -155,12 +156,14 @@ def main(rows: int, repeat: int, chunk_counts: list[int]) -> None:
                     Xk, tk = rechunked(client, Xd, td, k)
                     s, _ = interleaved({"f": (f, (theta, Xk, tk))}, repeat)
                     sweep.append((Xk.numblocks[0], s["f"]))
-                Xs, ts = rechunked(client, Xd[:1000], td[:1000], 1)
-                per_call = interleaved({"f": (f, (theta, Xs, ts))}, repeat)[0]["f"]
-    report(rows, repeat, table, notes, sweep, per_call)
+                # tiny chunks, where compute is negligible: 1 chunk vs 64 chunks of 100 rows
+                one = rechunked(client, Xd[:6400], td[:6400], 1)
+                many = rechunked(client, Xd[:6400], td[:6400], 64)
+                tiny, _ = interleaved({"1": (f, (theta, *one)), "64": (f, (theta, *many))}, repeat)
+    report(rows, repeat, table, notes, sweep, tiny)
 
 
-def report(rows, repeat, table, notes, sweep, per_call) -> None:
+def report(rows, repeat, table, notes, sweep, tiny) -> None:
     load = os.getloadavg()[0]
     print(
         f"logreg value_and_grad, {rows:,} rows x {D} features, float64, median of {repeat} "
@@ -182,7 +185,11 @@ def report(rows, repeat, table, notes, sweep, per_call) -> None:
         f"- overhead per chunk (slope of a line fit): {slope * 1e3:.2f} ms; "
         f"intercept {intercept * 1e3:,.1f} ms"
     )
-    print(f"- overhead per call (one chunk of 1,000 rows, 2 workers): {per_call * 1e3:.1f} ms")
+    print(
+        f"- overhead per call (one chunk of 6,400 rows, 2 workers): {tiny['1'] * 1e3:.1f} ms; "
+        f"per chunk from tiny chunks ((64 chunks of 100 rows - 1 chunk) / 63): "
+        f"{(tiny['64'] - tiny['1']) / 63 * 1e3:.2f} ms"
+    )
 
 
 if __name__ == "__main__":
