@@ -36,10 +36,12 @@ class _Jacobian:
     ) -> None:
         if not callable(fun):
             raise TypeError(f"{name} expects a callable, got {type(fun).__name__}")
+        self.__name__ = f"{name}({getattr(fun, '__name__', 'function')})"
+        if name == "hessian":  # forward over reverse: the Jacobian of the gradient
+            fun = grad(fun, argnums, has_aux=has_aux, backend=backend, disable=disable)
         self.fun, self.name, self.has_aux = fun, name, has_aux
         self.single = isinstance(argnums, (int, np.integer))
         self.argnums = (int(argnums),) if self.single else tuple(int(a) for a in argnums)
-        self.__name__ = f"{name}({getattr(fun, '__name__', 'function')})"
         self._jit = jit(self.traced, backend=backend, disable=disable)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -97,18 +99,11 @@ jacobian.__doc__ = (
 )
 
 
-def hessian(
-    fun: Callable,
-    argnums: int | Sequence[int] = 0,
-    *,
-    has_aux: bool = False,
-    backend: str | None = None,
-    disable: Sequence[str] = (),
-) -> _Jacobian:
-    """`hessian(f)(*args)`: forward over reverse, `jacfwd(grad(f))`; `f` must return a float
-    scalar (grad's error otherwise)."""
-    inner = grad(fun, argnums, has_aux=has_aux, backend=backend, disable=disable)
-    return _Jacobian(inner, "hessian", argnums, has_aux, backend, disable)
+hessian = _maker("hessian")
+hessian.__doc__ = (
+    "`hessian(f)(*args)`: forward over reverse, `jacfwd(grad(f))`; `f` must return a float "
+    "scalar (grad's error otherwise)."
+)
 
 
 class _Hvp:
