@@ -17,6 +17,7 @@ import optree
 
 from compiler.autodiff.inline import Sub, arg_names, differentiable_leaves, splice, trace_sub
 from compiler.autodiff.jvp import jvp_graph
+from compiler.autodiff.partition import split_joint
 from compiler.autodiff.vjp import vjp_graph
 from compiler.trace import Tracer
 
@@ -83,6 +84,28 @@ def jvp_in_trace(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any],
     out, aux = sub.split_outputs(outs[:n])
     tan = optree.tree_unflatten(sub.primal_tree(), outs[n : n + sub.n_primal])
     return (out, tan, aux) if has_aux else (out, tan)
+
+
+def linearize_in_trace(fun: Callable, primals: Sequence[Any], has_aux: bool):
+    """`(out, f_jvp, aux, residuals, linear, wrt)`: the primal part of `fun`'s JVP graph
+    spliced now, and `f_jvp(*tangents)` splicing its linear part (`linear`: residuals, then
+    the tangents of graph inputs `wrt` -> output tangents) on the stored residuals."""
+    sub = trace_sub(fun, tuple(primals), {}, has_aux, "linearize")
+    wrt = float_inputs(sub)
+    n = len(sub.graph.outputs)
+    split = split_joint(jvp_graph(sub.graph, wrt), len(sub.graph.inputs), n)
+    fwd = splice(split.forward, sub.inputs(), "linearize")
+    out, aux = sub.split_outputs(fwd[:n])
+    res = fwd[n:]
+    tree = sub.primal_tree()
+
+    def f_jvp(*tangents: Any) -> Any:
+        check_tangents(fun, primals, tangents, "linearize")
+        t_leaves, _ = optree.tree_flatten(tuple(tangents), none_is_leaf=False)
+        tans = splice(split.backward, res + [t_leaves[sub.dyn[k]] for k in wrt], "linearize")
+        return optree.tree_unflatten(tree, tans[: sub.n_primal])
+
+    return out, f_jvp, aux, res, split.backward, wrt
 
 
 def vjp_in_trace(fun: Callable, primals: Sequence[Any], has_aux: bool, what: str = "vjp"):

@@ -1,13 +1,13 @@
-"""Jacobians inside a trace: every row (reverse) or column (forward) in one graph.
+"""Jacobians inside a trace: all rows (reverse) or columns (forward) in one graph.
 
-Forward mode differentiates the traced function once (`jvp_graph`), splits the result into
-its primal part and its tangent part (`split_joint`), splices the primal part once and the
-tangent part once per input element, each time with a one-hot tangent constant. Reverse mode
-does the same with `vjp_graph` and one-hot cotangents, once per output element. So a
-Jacobian is one compiled function: the primal work is done once, the linear sweeps read its
-residuals, and the passes fold each one-hot constant into its sweep (the zero entries drop out
-of elementwise products). Block (o, i) of the result has shape `out[o].shape + arg[i].shape`,
-as in JAX.
+Forward mode differentiates the traced function once (`jvp_graph`) and splits the result into
+its primal part and its linear tangent part (`split_joint`); the primal part is spliced once,
+and the tangent part runs once over a batch axis (`batch_graph`) seeded with the identity's
+rows, so the graph does not grow with the number of inputs. Reverse mode does the same with
+`vjp_graph`, the cotangent part and the rows of the identity over the output. When the
+linear part holds an op without a batching rule, it is spliced once per element with a
+one-hot seed instead (the same numbers, a graph that grows with n); a note in the trace says
+which. Block (o, i) of the result has shape `out[o].shape + arg[i].shape`, as in JAX.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from compiler.autodiff.inline import Sub, splice
+from compiler.autodiff.batch import NotBatchable, batch_graph
+from compiler.autodiff.inline import Sub, current_trace, splice
 from compiler.autodiff.jvp import jvp_graph
 from compiler.autodiff.partition import split_joint
 from compiler.autodiff.vjp import vjp_graph
+from compiler.ir.graph import Graph
 from compiler.trace import Tracer, ops
 
 FORWARD, REVERSE = "forward", "reverse"
@@ -42,6 +44,26 @@ def _block(columns: list[Tracer], lead: tuple[int, ...], trail: tuple[int, ...],
     if not columns:
         return np.zeros(shape, dtype=dtype)
     return ops.reshape(ops.stack(columns, axis=axis), shape)
+
+
+def _batched_sweeps(linear: Graph, res: list, shape: tuple, dtype, what: str) -> list | None:
+    """Every sweep of `linear` (residuals, then one seed -> results) as one batched sweep over
+    the identity's rows; None when the graph has an op without a batching rule."""
+    n = _size(shape)
+    if n == 0:
+        return None
+    try:
+        batched = batch_graph(linear, [len(res)], n)
+    except NotBatchable as exc:
+        current_trace(what).notes.append(f"{what}: {n} unrolled sweeps ({exc})")
+        return None
+    eye = np.eye(n, dtype=dtype).reshape((n, *shape))
+    return splice(batched, [*res, eye], what)
+
+
+def _unrolled_sweeps(linear: Graph, res: list, shape: tuple, dtype, what: str) -> list[list]:
+    """One splice of `linear` per element, each seeded with a one-hot constant."""
+    return [splice(linear, [*res, _one_hot(k, shape, dtype)], what) for k in range(_size(shape))]
 
 
 def choose_mode(sub: Sub, wrt: Sequence[int]) -> tuple[str, int, int]:
@@ -68,17 +90,19 @@ def _forward(sub: Sub, wrt: Sequence[int]) -> tuple[list, list[list[Any]]]:
         split = split_joint(jvp_graph(g, [p]), len(g.inputs), n_out)
         fwd = splice(split.forward, ins, "jacfwd")
         outs, res = fwd[:n_out], fwd[n_out:]
-        sweeps = [
-            splice(split.backward, res + [_one_hot(k, x.shape, x.dtype)], "jacfwd")
-            for k in range(_size(x.shape))
-        ]
+        batched = _batched_sweeps(split.backward, res, x.shape, x.dtype, "jacfwd")
+        if batched is None:
+            sweeps = _unrolled_sweeps(split.backward, res, x.shape, x.dtype, "jacfwd")
         for o in range(sub.n_primal):
             v = g.outputs[o]
-            dtype = v.dtype if v.type.is_float else x.dtype
             if not v.type.is_float:
-                cols[o][j] = np.zeros(v.shape + x.shape, dtype=dtype)
-                continue
-            cols[o][j] = _block([s[o] for s in sweeps], v.shape, x.shape, dtype, axis=-1)
+                cols[o][j] = np.zeros(v.shape + x.shape, dtype=x.dtype)
+            elif batched is not None:  # (n, *out) -> (*out, n) -> out.shape + x.shape
+                r = len(v.shape)
+                t = ops.transpose(batched[o], (*range(1, r + 1), 0)) if r else batched[o]
+                cols[o][j] = ops.reshape(t, v.shape + x.shape)
+            else:
+                cols[o][j] = _block([s[o] for s in sweeps], v.shape, x.shape, v.dtype, axis=-1)
     return outs or splice(g, ins, "jacfwd"), cols
 
 
@@ -98,11 +122,13 @@ def _reverse(sub: Sub, wrt: Sequence[int]) -> tuple[list, list[list[Any]]]:
         split = split_joint(joint, len(g.inputs), n_out)
         fwd = splice(split.forward, ins, "jacrev")
         outs, res = fwd[:n_out], fwd[n_out:]
-        sweeps = [
-            splice(split.backward, res + [_one_hot(k, v.shape, v.dtype)], "jacrev")
-            for k in range(_size(v.shape))
-        ]
+        batched = _batched_sweeps(split.backward, res, v.shape, v.dtype, "jacrev")
+        if batched is None:
+            sweeps = _unrolled_sweeps(split.backward, res, v.shape, v.dtype, "jacrev")
         for j, p in enumerate(wrt):
             x = g.inputs[p]
-            rows[o][j] = _block([s[j] for s in sweeps], v.shape, x.shape, x.dtype, axis=0)
+            if batched is not None:  # (m, *x) -> out.shape + x.shape
+                rows[o][j] = ops.reshape(batched[j], v.shape + x.shape)
+            else:
+                rows[o][j] = _block([s[j] for s in sweeps], v.shape, x.shape, x.dtype, axis=0)
     return outs or splice(g, ins, "jacrev"), rows

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import optree
 
 from compiler.api import jit
-from compiler.autodiff.apply import check_tangents, jvp_in_trace
-from compiler.trace import Tracer
+from compiler.autodiff.apply import check_tangents, jvp_in_trace, linearize_in_trace
+from compiler.autodiff.inline import splice
+from compiler.trace import STATIC
+from compiler.trace.creation import active_contexts
+from compiler.trace.entry import leaf_kind
 from runtime.memo import per_function
+from runtime.signature import signature_key
 
 
 def _compiled_jvp(
@@ -56,26 +59,53 @@ def linearize(
     disable: Sequence[str] = (),
 ) -> tuple:
     """`(out, f_jvp)` with `f_jvp(*tangents)` the JVP of `fun` at `primals` (JAX's
-    convention; with `has_aux`, `(out, f_jvp, aux)`)."""
+    convention; with `has_aux`, `(out, f_jvp, aux)`). The forward runs once and stores the
+    residuals; `f_jvp` runs only the compiled linear part on them."""
     if not callable(fun):
         raise TypeError(f"linearize expects a callable, got {type(fun).__name__}")
-    compiled = _compiled_jvp(fun, has_aux, backend, disable)
-    zeros = tuple(_zeros_like(p) for p in primals)
-    res = compiled(tuple(primals), zeros)
-
-    def f_jvp(*tangents: Any) -> Any:
-        check_tangents(fun, primals, tangents, "linearize")
-        return compiled(tuple(primals), tuple(tangents))[1]
-
-    return (res[0], f_jvp, res[2]) if has_aux else (res[0], f_jvp)
+    if active_contexts():  # inside a transformation: both parts go into its trace
+        out, f_jvp, aux, *_ = linearize_in_trace(fun, primals, has_aux)
+        return (out, f_jvp, aux) if has_aux else (out, f_jvp)
+    key = ("linearize", has_aux, backend, tuple(disable))
+    lin = per_function(fun, key, lambda: _Linearize(fun, has_aux, backend, tuple(disable)))
+    return lin(primals)
 
 
-def _zeros_like(tree: Any) -> Any:
-    def zero(x: Any) -> Any:
-        if isinstance(x, float):
-            return 0.0
-        if isinstance(x, (np.ndarray, np.generic, Tracer)):
-            return np.zeros_like(x)
-        return x  # a static leaf: no tangent space, passed through
+class _Linearize:
+    """Two compiled stages per signature: forward (outputs and residuals) and linear."""
 
-    return optree.tree_map(zero, tree, none_is_leaf=False)
+    def __init__(self, fun: Callable, has_aux: bool, backend: str | None, disable: tuple) -> None:
+        self.fun, self.has_aux, self.backend, self.disable = fun, has_aux, backend, disable
+        self._forward = jit(self._traced_forward, backend=backend, disable=disable)
+        self._linear: dict[Any, Callable] = {}  # signature -> compiled linear stage
+        self._traced: tuple | None = None  # (linear graph, wrt) of the last forward trace
+
+    def _traced_forward(self, primals: tuple) -> Any:
+        out, _, aux, res, linear, wrt = linearize_in_trace(self.fun, primals, self.has_aux)
+        self._traced = (linear, wrt)
+        return out, aux, res
+
+    def __call__(self, primals: tuple) -> tuple:
+        leaves, tree = optree.tree_flatten((tuple(primals), {}), none_is_leaf=False)
+        key = signature_key(leaves, tree)
+        out, aux, res = self._forward(tuple(primals))
+        linear_stage = self._linear.get(key)
+        if linear_stage is None:  # the forward was traced just now: its linear part is ours
+            linear, wrt = self._traced
+            dyn = [i for i, x in enumerate(leaves) if leaf_kind(x) != STATIC]
+
+            def run_linear(res: list, tangent_leaves: list) -> Any:
+                return splice(linear, list(res) + list(tangent_leaves), "linearize")
+
+            linear_stage = (jit(run_linear, backend=self.backend, disable=self.disable), dyn, wrt)
+            self._linear[key] = linear_stage
+        compiled, dyn, wrt = linear_stage
+        fun, n_primal = self.fun, optree.tree_structure(out, none_is_leaf=False)
+
+        def f_jvp(*tangents: Any) -> Any:
+            check_tangents(fun, primals, tangents, "linearize")
+            t_leaves, _ = optree.tree_flatten(tuple(tangents), none_is_leaf=False)
+            tans = compiled(list(res), [t_leaves[dyn[k]] for k in wrt])
+            return optree.tree_unflatten(n_primal, list(tans)[: n_primal.num_leaves])
+
+        return (out, f_jvp, aux) if self.has_aux else (out, f_jvp)

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from compiler import jit, jvp, linearize, vjp
+from compiler import grad, jit, jvp, linearize, vjp
 from compiler.primitives import OPS, bind
 from tests.helpers import fd_directional, is_float
 
@@ -80,6 +80,27 @@ def test_linearize_gives_the_primal_and_a_reusable_tangent_map(backend):
         ta, tv = R.normal(size=X.shape), R.normal(size=V.shape)
         want = fd_directional(_f, [X, V], [ta, tv])
         np.testing.assert_allclose(f_jvp(ta, tv), want, rtol=1e-6, atol=1e-8)
+
+
+def test_linearize_traces_once_per_signature_and_keeps_aux():
+    calls = []
+
+    def f(a):
+        calls.append(1)
+        return np.sin(a) * 2.0, {"n": a.shape[0]}
+
+    for k in range(3):
+        out, f_jvp, aux = linearize(f, V + k, has_aux=True, backend="interpret")
+        np.testing.assert_allclose(out, np.sin(V + k) * 2.0, rtol=1e-12)
+        np.testing.assert_allclose(f_jvp(np.ones(4)), 2.0 * np.cos(V + k), rtol=1e-12)
+        assert aux == {"n": 4}
+    assert len(calls) == 1
+
+
+def test_linearize_inside_grad(backend):
+    # d/dx <J_sin(x) x, 1> = d/dx sum(cos(x) x) = cos(x) - sin(x) x
+    g = grad(lambda x: np.sum(linearize(np.sin, x)[1](x)), backend=backend)(V)
+    np.testing.assert_allclose(g, np.cos(V) - np.sin(V) * V, rtol=1e-12)
 
 
 # -- every primitive through the public drivers -----------------------------------------------
