@@ -42,8 +42,8 @@ def check_tangents(fun: Callable, primals: Any, tangents: Any, what: str = "jvp"
             f"{what}: {len(primals)} primals but {len(tangents)} tangents; give one tangent "
             "per primal"
         )
-    names = arg_names(fun, len(primals))
-    for name, p, t in zip(names, primals, tangents):
+    for k, (p, t) in enumerate(zip(primals, tangents)):
+        name = _LazyName(fun, len(primals), k)  # inspect.signature only when raising
         p_leaves, p_tree = optree.tree_flatten(p, none_is_leaf=False)
         t_leaves, t_tree = optree.tree_flatten(t, none_is_leaf=False)
         if p_tree != t_tree:
@@ -65,6 +65,16 @@ def check_tangents(fun: Callable, primals: Any, tangents: Any, what: str = "jvp"
                     f"but the primal has dtype {pd} (shape {ps}); tangents take their primal's "
                     "dtype"
                 )
+
+
+class _LazyName:
+    """`arg_names(fun, n)[k]`, looked up when formatted (an error), not on every call."""
+
+    def __init__(self, fun: Callable, n: int, k: int) -> None:
+        self.fun, self.n, self.k = fun, n, k
+
+    def __repr__(self) -> str:
+        return repr(arg_names(self.fun, self.n)[self.k])
 
 
 def float_inputs(sub: Sub) -> list[int]:

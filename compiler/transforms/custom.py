@@ -81,7 +81,8 @@ class _Rule(CustomRule):
                 f"custom_vjp fwd rule {_name(owner.fwd)} of {_name(owner.fun)} must return "
                 f"(output, residuals); it returned {describe(res_pair)}"
             )
-        cts = owner.bwd(res_pair[1], ct_tree)
+        args, nd = call.args(xs), owner.nondiff_argnums
+        cts = owner.bwd(*[args[i] for i in nd], res_pair[1], ct_tree)
         return _check_cotangents(call, cts, xs, f"custom_vjp bwd rule {_name(owner.bwd)}")
 
     # -- custom_jvp -------------------------------------------------------------------------
@@ -94,7 +95,13 @@ class _Rule(CustomRule):
         for i in set(range(len(tans))) - set(call.dyn):
             tans[i] = 0.0  # a static argument has no tangent space
         t_args = optree.tree_unflatten(call.in_tree, tans)[0]
-        pair = owner.jvp_rule(call.args(xs), t_args)
+        args, nd = call.args(xs), owner.nondiff_argnums
+        diff = [i for i in range(len(args)) if i not in nd]
+        pair = owner.jvp_rule(
+            *[args[i] for i in nd],
+            tuple(args[i] for i in diff),
+            tuple(t_args[i] for i in diff),
+        )
         rule = f"custom_jvp rule {_name(owner.jvp_rule)} of {_name(owner.fun)}"
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
             raise TypeError(
@@ -158,12 +165,20 @@ def _check_cotangents(call: _Call, cts: Any, xs: tuple, rule: str) -> list:
     """One cotangent per node input from a bwd rule's per-argument tuple, checked."""
     fun = _name(call.owner.fun)
     names = arg_names(call.owner.fun, call.n_args)
-    if not isinstance(cts, (tuple, list)) or len(cts) != call.n_args:
+    nd = call.owner.nondiff_argnums
+    slots = [k for k in range(call.n_args) if k not in nd]  # JAX: none for nondiff_argnums
+    if not isinstance(cts, (tuple, list)) or len(cts) != len(slots):
         got = f"{len(cts)} cotangents" if isinstance(cts, (tuple, list)) else describe(cts)
+        which = "differentiable positional" if nd else "positional"
         raise TypeError(
-            f"{rule} of {fun} returned {got}; expected a tuple of {call.n_args}, one per "
-            f"positional argument of {fun} ({', '.join(names)}), None for no gradient"
+            f"{rule} of {fun} returned {got}; expected a tuple of {len(slots)}, one per "
+            f"{which} argument of {fun} ({', '.join(names[k] for k in slots)}), None for no "
+            "gradient"
         )
+    full: list[Any] = [None] * call.n_args
+    for k, c in zip(slots, cts):
+        full[k] = c
+    cts = full
     flat: list[Any] = []
     for name, tree, c in zip(names, call.arg_trees, cts):
         if c is None:
@@ -223,10 +238,13 @@ def _emit(kind: str, owner: Any, args: tuple) -> Any:
 class _CustomFunction:
     kind = ""
 
-    def __init__(self, fun: Callable) -> None:
+    def __init__(self, fun: Callable, nondiff_argnums: tuple[int, ...] = ()) -> None:
         if not callable(fun):
             raise TypeError(f"{self.kind} expects a callable, got {type(fun).__name__}")
         self.fun = fun
+        # JAX's convention: these arguments are passed first to the rules and get no
+        # tangent or cotangent (their gradient is zero)
+        self.nondiff_argnums = tuple(sorted(int(i) for i in nondiff_argnums))
         functools.update_wrapper(self, fun, updated=())
 
     def _ready(self) -> bool:
@@ -247,7 +265,8 @@ class _CustomFunction:
 
 class custom_vjp(_CustomFunction):  # noqa: N801  (JAX's name)
     """`@custom_vjp` then `f.defvjp(fwd, bwd)`: `fwd(*args) -> (out, residuals)`,
-    `bwd(residuals, ct) -> tuple` with one cotangent per positional argument (None: zero)."""
+    `bwd(*nondiff_args, residuals, ct) -> tuple` with one cotangent per differentiable
+    positional argument (None: zero)."""
 
     kind = "custom_vjp"
     hint = "call f.defvjp(fwd, bwd)"
@@ -266,7 +285,8 @@ class custom_vjp(_CustomFunction):  # noqa: N801  (JAX's name)
 
 
 class custom_jvp(_CustomFunction):  # noqa: N801  (JAX's name)
-    """`@custom_jvp` then `@f.defjvp def rule(primals, tangents): return out, tangent_out`."""
+    """`@custom_jvp` then `@f.defjvp def rule(*nondiff_args, primals, tangents)` returning
+    `(out, tangent_out)`; primals and tangents leave out `nondiff_argnums`."""
 
     kind = "custom_jvp"
     hint = "decorate a rule with @f.defjvp"

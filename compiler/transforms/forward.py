@@ -47,7 +47,9 @@ def jvp(
     structure, shapes and dtypes."""
     if not callable(fun):
         raise TypeError(f"jvp expects a callable, got {type(fun).__name__}")
-    check_tangents(fun, primals, tangents)
+    if not (isinstance(primals, (tuple, list)) and isinstance(tangents, (tuple, list))):
+        check_tangents(fun, primals, tangents)  # raises the error that names which
+    # the rest of the checks run when a new signature is traced (shapes and dtypes are in it)
     return _compiled_jvp(fun, has_aux, backend, disable)(tuple(primals), tuple(tangents))
 
 

@@ -258,3 +258,34 @@ def test_custom_function_without_a_rule_and_with_closed_over_tracers_are_clear_e
 
     with pytest.raises(TypeError, match="closure.*pass that value as an argument"):
         grad(outer, backend="interpret")(X)
+
+
+def test_nondiff_argnums_follow_jax_conventions():
+    from functools import partial
+
+    @partial(custom_vjp, nondiff_argnums=(1,))
+    def clip_grad(x, c):
+        return x * 1.0
+
+    def bwd(c, res, g):  # nondiff arguments first; cotangents only for the others
+        return (np.clip(g, -c, c),)
+
+    clip_grad.defvjp(lambda x, c: (x * 1.0, None), bwd)
+    w = np.array([1.0, -2.0, 0.1, 0.7])
+    g = grad(lambda x: np.sum(clip_grad(x, 0.5) * w), backend="interpret")(X)
+    np.testing.assert_allclose(g, np.clip(w, -0.5, 0.5))
+
+    @partial(custom_jvp, nondiff_argnums=(0,))
+    def apply(f, x):
+        return f(x)
+
+    @apply.defjvp
+    def _(f, primals, tangents):  # a Python function as the nondiff argument
+        return apply(f, primals[0]), 2.0 * tangents[0]
+
+    _, tan = jvp(lambda x: apply(np.sin, x), (X,), (T,), backend="interpret")
+    np.testing.assert_allclose(tan, 2.0 * T)
+
+    clip_grad.defvjp(lambda x, c: (x * 1.0, None), lambda c, res, g: (g, g))
+    with pytest.raises(TypeError, match=r"expected a tuple of 1, one per differentiable"):
+        grad(lambda x: np.sum(clip_grad(x, 0.5)), backend="interpret")(X)
