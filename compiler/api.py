@@ -361,6 +361,8 @@ class _Transform:
     def _inline(self, args: tuple, kwargs: dict, leaves: list) -> Any:
         if self.mode == "jit":
             return self.fun(*args, **kwargs)
+        if self.mode == "vjp":  # forward spliced now; the pullback splices its backward
+            return vjp_in_trace(self.fun, args, self.has_aux)
         ctx = active_contexts()[-1] if active_contexts() else None
         tr, dyn = self._trace(args, kwargs)
         if ctx is None:
@@ -375,8 +377,6 @@ class _Transform:
         wrt_leaves = self._wrt(args, tr.kinds)
         spec.grad_trees, spec.grad_kinds = self._grad_layout(args, wrt_leaves, tr.kinds, leaves)
         wrt_inputs = [dyn.index(i) for i in wrt_leaves]
-        if self.mode == "vjp":  # forward spliced now; the pullback splices its backward
-            return vjp_in_trace(self.fun, args, self.has_aux)
         self._value_leaf_check(tr)
         joint = vjp_graph(tr.graph, wrt_inputs, seeds="ones", ct_outputs=(0,))
         ins = [ctx.lift(leaves[i]).value for i in dyn] + [ctx.lift(c).value for c in tr.captured]

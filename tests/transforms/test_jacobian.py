@@ -155,3 +155,14 @@ def test_hvp_tangent_mismatch_names_the_argument():
 def test_jacobian_argnums_naming_an_int_argument_is_grads_error():
     with pytest.raises(TypeError, match=r"jacrev: argument 'n'"):
         jacrev(lambda x, n: x * n, argnums=1, backend="interpret")(X, 3)
+
+
+def test_hessian_has_aux_and_python_float_argument():
+    def f(x, s):
+        return s * np.sum(x**3), {"mean": x.mean()}
+
+    h, aux = hessian(f, has_aux=True, backend="interpret")(X, 2.0)
+    np.testing.assert_allclose(h, np.diag(12.0 * X), rtol=1e-12)
+    np.testing.assert_allclose(aux["mean"], X.mean(), rtol=1e-12)
+    hs = hessian(lambda x, s: s * np.sum(x**3), argnums=1, backend="interpret")(X, 2.0)
+    assert float(hs) == 0.0  # linear in s
