@@ -63,6 +63,8 @@ class _Rule(CustomRule):
     def __str__(self) -> str:
         return f"{self.call.kind}:{_name(self.call.owner.fun)}[{self.index}]"
 
+    __repr__ = __str__  # error messages (a graph that cannot be serialised) name the rule
+
     def _ct_tree(self, ct: Any) -> Any:
         """The output cotangent pytree: `ct` at our leaf, zeros elsewhere."""
         leaves = [
@@ -308,6 +310,8 @@ class _StopRule(CustomRule):
 
     def __str__(self) -> str:
         return "stop_gradient"
+
+    __repr__ = __str__
 
 
 _STOP = _StopRule()
