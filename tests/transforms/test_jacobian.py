@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compiler import grad, hessian, hvp, jacfwd, jacobian, jacrev, jit, trace
+from tests import strategies as gst
 from tests.helpers import fd_directional
 
 R = np.random.default_rng(41)
@@ -166,3 +169,26 @@ def test_hessian_has_aux_and_python_float_argument():
     np.testing.assert_allclose(aux["mean"], X.mean(), rtol=1e-12)
     hs = hessian(lambda x, s: s * np.sum(x**3), argnums=1, backend="interpret")(X, 2.0)
     assert float(hs) == 0.0  # linear in s
+
+
+@settings(deadline=None, max_examples=30)
+@given(
+    shapes=gst.mutually_broadcastable_shapes(2),
+    op=st.sampled_from(["mul", "div", "lae", "where", "sum0", "matmul"]),
+    data=st.data(),
+)
+def test_jacfwd_equals_jacrev_on_broadcasting_ops(shapes, op, data):
+    a = data.draw(gst.arrays(shapes[0]))
+    b = data.draw(gst.arrays(shapes[1], lo=0.5, hi=2.0))
+    f = {
+        "mul": lambda x, y: x * y * x,
+        "div": lambda x, y: np.tanh(x) / y,
+        "lae": np.logaddexp,
+        "where": lambda x, y: np.where(x > 0, x * y, y * y),
+        "sum0": lambda x, y: (x * y).sum(axis=0) if np.ndim(x * y) else x * y,
+        "matmul": lambda x, y: np.tanh(x.reshape(-1, 1) @ y.reshape(1, -1)),
+    }[op]
+    fwd = jacfwd(f, argnums=(0, 1), backend="interpret")(a, b)
+    rev = jacrev(f, argnums=(0, 1), backend="interpret")(a, b)
+    for k in range(2):
+        np.testing.assert_allclose(fwd[k], rev[k], rtol=1e-10, atol=1e-12)
