@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -81,6 +82,17 @@ class _Linearize:
         self._forward = jit(self._traced_forward, backend=backend, disable=disable)
         self._linear: dict[Any, Callable] = {}  # signature -> compiled linear stage
         self._traced: tuple | None = None  # (linear graph, wrt) of the last forward trace
+        self._lock = threading.Lock()
+
+    def _new_linear(self, leaves: list) -> tuple:
+        """The compiled linear stage for the signature whose forward was just traced."""
+        linear, wrt = self._traced
+        dyn = [i for i, x in enumerate(leaves) if leaf_kind(x) != STATIC]
+
+        def run_linear(res: list, tangent_leaves: list) -> Any:
+            return splice(linear, list(res) + list(tangent_leaves), "linearize")
+
+        return jit(run_linear, backend=self.backend, disable=self.disable), dyn, wrt
 
     def _traced_forward(self, primals: tuple) -> Any:
         out, _, aux, res, linear, wrt = linearize_in_trace(self.fun, primals, self.has_aux)
@@ -90,17 +102,14 @@ class _Linearize:
     def __call__(self, primals: tuple) -> tuple:
         leaves, tree = optree.tree_flatten((tuple(primals), {}), none_is_leaf=False)
         key = signature_key(leaves, tree)
-        out, aux, res = self._forward(tuple(primals))
         linear_stage = self._linear.get(key)
-        if linear_stage is None:  # the forward was traced just now: its linear part is ours
-            linear, wrt = self._traced
-            dyn = [i for i, x in enumerate(leaves) if leaf_kind(x) != STATIC]
-
-            def run_linear(res: list, tangent_leaves: list) -> Any:
-                return splice(linear, list(res) + list(tangent_leaves), "linearize")
-
-            linear_stage = (jit(run_linear, backend=self.backend, disable=self.disable), dyn, wrt)
-            self._linear[key] = linear_stage
+        if linear_stage is None:
+            with self._lock:  # the forward's trace hands its linear part over in self._traced
+                out, aux, res = self._forward(tuple(primals))
+                linear_stage = self._linear.get(key) or self._new_linear(leaves)
+                self._linear[key] = linear_stage
+        else:
+            out, aux, res = self._forward(tuple(primals))
         compiled, dyn, wrt = linear_stage
         fun, n_primal = self.fun, optree.tree_structure(out, none_is_leaf=False)
 
