@@ -54,7 +54,11 @@ def rule_of(n: Node) -> Any:
 
 
 def has_custom(graph: Graph) -> bool:
-    return any(n.op == CUSTOM for n in graph.nodes)
+    """Whether a `custom` node is in `graph` or in a sub-graph a node holds (a loop body)."""
+    return any(
+        n.op == CUSTOM or any(isinstance(a, Graph) and has_custom(a) for a in n.attrs.values())
+        for n in graph.nodes
+    )
 
 
 def expand_custom(graph: Graph) -> Graph:
@@ -76,7 +80,8 @@ def _expand_into(b: Builder, graph: Graph, env: dict[Value, Value]) -> None:
             _expand_into(b, body, inner)
             env[n.out] = inner[body.outputs[0]]
             continue
+        attrs = {k: expand_custom(a) if isinstance(a, Graph) else a for k, a in n.attrs.items()}
         outs = b.add_node(
-            n.op, [env[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
+            n.op, [env[v] for v in n.inputs], attrs, [v.type for v in n.outputs], loc=n.loc
         )
         env.update(zip(n.outputs, outs))
