@@ -13,7 +13,7 @@ import dask.array as da
 import optree
 
 # the API's own parameter-name lookup, so errors name arguments the same way everywhere
-from compiler.api import _arg_names as arg_names
+from compiler.autodiff.inline import arg_names
 
 
 @dataclass(frozen=True)
