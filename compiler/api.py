@@ -17,8 +17,10 @@ import numpy as np
 import optree
 
 from compiler import debug_nans, pipeline
-from compiler.arguments import check_scalar_output, checked_fun, grad_layout, wrt_leaves
+from compiler.arguments import check_scalar_output, grad_layout
 from compiler.autodiff import vjp_graph
+from compiler.autodiff.apply import vjp_in_trace
+from compiler.autodiff.inline import check_aux, differentiable_leaves, splice
 from compiler.ir.graph import copy_into
 from compiler.passes import disabled_from_env
 from compiler.pipeline import (
@@ -35,6 +37,7 @@ from compiler.trace.creation import active_contexts
 from compiler.trace.entry import leaf_kind
 from runtime.call import grad_assembler
 from runtime.dispatch import Dispatcher, normalize_leaves
+from runtime.memo import per_function
 from runtime.signature import normalize_array
 
 _ENV_DISABLED = disabled_from_env()  # read once, at import
@@ -71,6 +74,15 @@ class _Transform:
         self.disable = self.opts.disable
         self._dispatch = Dispatcher(self._entry)
         functools.update_wrapper(self, fun, updated=())
+
+    def __reduce__(self) -> tuple:
+        # A transform pickles as the user's function plus its options; compiled code and the
+        # lock stay behind, and the receiving process (a Dask worker) rebuilds them, from the
+        # disk cache when it shares one. See compiler/distributed.
+        argnums = self.argnums[0] if self.single else self.argnums
+        o = self.opts
+        options = (self.has_aux, o.backend, self.disable, o.memory, o.memory_budget)
+        return (_Transform, (self.fun, self.mode, argnums, *options))
 
     # -- calls: the per-signature dispatcher (runtime.dispatch) ------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -153,7 +165,7 @@ class _Transform:
         if self.mode == "jit":
             return optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in outs])
         if self.mode == "vjp":
-            return self._vjp_result(spec, outs, flat if debug_nans.ENABLED else ())
+            return self._vjp_result(spec, outs, flat)
         primal = optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in outs[: spec.n_out]])
         grads = self._grads(spec, outs[spec.n_out :])
         if self.mode == "grad":
@@ -186,6 +198,12 @@ class _Transform:
                 flat.append(
                     c if isinstance(c, Tracer) else normalize_array(c.astype(dt, copy=False))
                 )
+            if any(isinstance(c, Tracer) for c in flat):
+                # called inside a trace (grad of a pullback): splice the joint graph there
+                n = len(spec.stages.traced.outputs)
+                grads = splice(spec.stages.grad, [*primals, *flat], "vjp pullback")[n:]
+                g = transform._grads(spec, grads)
+                return (g,) if spec.single else g
             grads = spec.bwd(*residuals, *flat)
             if debug_nans.ENABLED and primals:
                 n_fwd = len(spec.stages.traced.nodes)
@@ -202,17 +220,17 @@ class _Transform:
     def _inline(self, args: tuple, kwargs: dict, leaves: list) -> Any:
         if self.mode == "jit":
             return self.fun(*args, **kwargs)
+        if self.mode == "vjp":  # forward spliced now; the pullback splices its backward
+            return vjp_in_trace(self.fun, args, self.has_aux)
         ctx = active_contexts()[-1] if active_contexts() else None
-        tr = trace_tree(checked_fun(self.fun, self.has_aux, self.mode), args, kwargs)
+        tr = trace_tree(check_aux(self.fun, self.has_aux, self.mode), args, kwargs)
         if ctx is None:
             raise RuntimeError("internal: traced arguments outside a trace")
         dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
         spec = Compiled(None, dyn, tr.out_tree, len(tr.graph.outputs), single=self.single)
-        wrt = wrt_leaves(self.fun, self.mode, self.argnums, args, tr.kinds)
+        wrt = differentiable_leaves(self.fun, args, self.argnums, tr.kinds, self.mode)
         spec.grad_trees, spec.grad_kinds = grad_layout(self.argnums, args, wrt, tr.kinds, leaves)
         wrt_inputs = [dyn.index(i) for i in wrt]
-        if self.mode == "vjp":
-            raise NotImplementedError("vjp inside another transformation is not supported yet")
         check_scalar_output(self.mode, self.has_aux, tr)
         joint = vjp_graph(tr.graph, wrt_inputs, seeds="ones", ct_outputs=(0,))
         ins = [ctx.lift(leaves[i]).value for i in dyn] + [ctx.lift(c).value for c in tr.captured]
@@ -284,7 +302,10 @@ def vjp(
 ) -> Any:
     """`out, pullback = vjp(f, *primals)`; `pullback(ct)` returns a tuple of gradients, one
     per primal (JAX's convention)."""
-    t = _Transform(fun, "vjp", tuple(range(len(primals))), has_aux, backend, disable)
+    # one transform per (function, options): its backward is compiled once per signature
+    key = ("vjp", len(primals), has_aux, backend, tuple(disable))
+    argnums = tuple(range(len(primals)))
+    t = per_function(fun, key, lambda: _Transform(fun, "vjp", argnums, has_aux, backend, disable))
     return t(*primals)
 
 

@@ -1,86 +1,16 @@
-"""The arguments and outputs a transformation accepts: which leaves are differentiated
-(checked), the gradients' layout, and the scalar-output check, each with a clear error."""
+"""What a compile needs to know about a transformation's outputs and gradients: the
+scalar-output check of grad/value_and_grad and the gradients' layout (the differentiated
+arguments are checked by `compiler.autodiff.inline.differentiable_leaves`)."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import optree
 
-from compiler.trace import FLOAT, STATIC, Tracer
-
-
-def arg_names(fun: Callable, n: int) -> list[str]:
-    """The parameter names of `fun` for `n` positional arguments (`#i` past its signature)."""
-    try:
-        params = list(inspect.signature(fun).parameters)
-    except (TypeError, ValueError):
-        params = []
-    return [params[i] if i < len(params) else f"#{i}" for i in range(n)]
-
-
-def describe(x: Any) -> str:
-    """A few words on what a function returned, for error messages."""
-    if isinstance(x, (tuple, list)):
-        return f"a {type(x).__name__} of length {len(x)}"
-    if isinstance(x, Tracer):
-        return f"an array {x.type}"
-    return f"a {type(x).__name__}"
-
-
-def checked_fun(fun: Callable, has_aux: bool, mode: str) -> Callable:
-    """`fun`, checking that with has_aux it returns an (output, aux) pair."""
-
-    def wrapped(*a: Any, **k: Any) -> Any:
-        out = fun(*a, **k)
-        if has_aux and not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(
-                f"{mode}(has_aux=True) needs the function to return a pair "
-                f"(output, aux); it returned {describe(out)}"
-            )
-        return out
-
-    return wrapped
-
-
-def wrt_leaves(
-    fun: Callable, mode: str, argnums: Sequence[int], args: tuple, kinds: list[str]
-) -> list[int]:
-    """Leaf positions (among all leaves) of the differentiated arguments, checked."""
-    names = arg_names(fun, len(args))
-    for a in argnums:
-        if not -len(args) <= a < len(args):
-            raise ValueError(
-                f"{mode}: argnums={a} is out of range for a function "
-                f"called with {len(args)} positional arguments"
-            )
-    starts, pos = [], 0
-    for a in args:
-        starts.append(pos)
-        pos += optree.tree_flatten(a, none_is_leaf=False)[1].num_leaves
-    out = []
-    for a in argnums:
-        a %= len(args)
-        sub, _ = optree.tree_flatten(args[a], none_is_leaf=False)
-        for j, leaf in enumerate(sub):
-            i = starts[a] + j
-            kind = kinds[i]
-            dt = getattr(leaf, "dtype", None)
-            if (
-                kind == STATIC
-                or (dt is not None and np.dtype(dt).kind != "f")
-                or (dt is not None and np.dtype(dt) == np.float16)
-            ):
-                what = f"dtype {np.dtype(dt)}" if dt is not None else f"type {type(leaf).__name__}"
-                raise TypeError(
-                    f"{mode}: argument {names[a]!r} (argnums={a}) has {what}; "
-                    "gradients need float32/float64 arrays or Python floats"
-                )
-            out.append(i)
-    return out
+from compiler.trace import FLOAT
 
 
 def check_scalar_output(mode: str, has_aux: bool, tr: Any) -> int:

@@ -22,8 +22,10 @@ from typing import Any
 
 import optree
 
-from compiler.arguments import check_scalar_output, checked_fun, grad_layout, wrt_leaves
+from compiler.arguments import check_scalar_output, grad_layout
 from compiler.autodiff import vjp_graph
+from compiler.autodiff.custom import expand_custom
+from compiler.autodiff.inline import check_aux, differentiable_leaves
 from compiler.codegen import compile_graph
 from compiler.codegen.compile import uses_arena
 from compiler.codegen.loops import fits_loop
@@ -107,6 +109,7 @@ class Stages:
 def optimize(graph: Graph, disable: Sequence[str] = (), keep: Keep | None = None) -> Graph:
     """The algebraic passes (minus `disable`)."""
     t0 = time.perf_counter()
+    graph = expand_custom(graph)  # custom-rule calls become their bodies: passes see primitives
     out = run_passes(graph, ALGEBRAIC_PASSES, disable=tuple(disable), keep=keep)
     log.info(
         "passes: %d -> %d nodes in %.3f s",
@@ -256,7 +259,7 @@ def compile(
     `build=False`: stages only, nothing compiled) lower each stage on the backend."""
     mode, has_aux = transform.mode, transform.has_aux
     args, kwargs, leaves = signature.args, signature.kwargs, signature.leaves
-    tr = trace_tree(checked_fun(fun, has_aux, mode), args, kwargs)
+    tr = trace_tree(check_aux(fun, has_aux, mode), args, kwargs)
     if tr.captured:
         raise RuntimeError("internal: captured values outside a trace")
     g = tr.graph
@@ -265,7 +268,7 @@ def compile(
     if mode == "jit":
         c.stages = jit_stages(g, options, keep)
     else:
-        wrt = wrt_leaves(fun, mode, transform.argnums, args, tr.kinds)
+        wrt = differentiable_leaves(fun, args, transform.argnums, tr.kinds, mode)
         wrt_inputs = [dyn.index(i) for i in wrt]
         c.grad_trees, c.grad_kinds = grad_layout(transform.argnums, args, wrt, tr.kinds, leaves)
         if mode == "vjp":

@@ -1,6 +1,7 @@
 """Automatic differentiation as graph transforms."""
 
 from compiler.autodiff.jvp import jvp_graph
+from compiler.autodiff.partition import Split, split_joint
 from compiler.autodiff.vjp import unbroadcast, vjp_graph
 
-__all__ = ["jvp_graph", "unbroadcast", "vjp_graph"]
+__all__ = ["Split", "jvp_graph", "split_joint", "unbroadcast", "vjp_graph"]

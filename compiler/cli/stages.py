@@ -25,11 +25,14 @@ from compiler.logging_setup import slow
 from compiler.passes import PIPELINE
 from compiler.pipeline import Stages, lower
 from compiler.plan import format_plan, plan_json
+from compiler.transforms import hessian, jacobian
 
 log = logging.getLogger("gradc")
 
 STAGES = ("traced", "grad", "passes", "plan", "kernel")
-MODES = ("value_and_grad", "jit", "vjp")
+MODES = ("value_and_grad", "jit", "vjp", "jacobian", "hessian")
+# modes compiled as a `jit` of a transformed function: their stages are jit's
+_JIT_OF = {"jacobian": jacobian, "hessian": hessian}
 FORMATS = ("text", "dot", "json", "svg", "png")
 # the section title of each compiled graph (its codegen stage name) in `--stage passes`
 _TITLE = {
@@ -56,6 +59,9 @@ def transform(
     """The API transform a command line describes (`vjp` as a reusable transform)."""
     if mode not in MODES:
         raise UsageError(f"unknown --mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode in _JIT_OF:  # the traced graph's first lines say which mode jacobian chose
+        fun = _JIT_OF[mode](target.fun, target.argnums, backend=backend, disable=disable)
+        return _Transform(fun, "jit", 0, False, backend, tuple(disable))
     try:
         return _Transform(
             target.fun, mode, target.argnums, False, backend, tuple(disable), memory=memory
@@ -91,6 +97,7 @@ def stage_sections(
 
     t = transform(target, mode, disable, "numba", memory)
     st = t.build_stages(*target.args, keep=keep)
+    mode = "jit" if mode in _JIT_OF else mode
     if print_after is not None:
         return _after(st, print_after, kept, mode)
     if stage == "traced":

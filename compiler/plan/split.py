@@ -1,25 +1,16 @@
 """Split a planned joint graph (with cotangent inputs) into vjp's forward and backward stages.
 
 The residuals are exactly what the plan keeps: the stored values plus the primal inputs the
-backward reads. Clones stay in the backward (a split by cotangent dependence alone would
-hoist them into the forward); constants are re-emitted there. gradc's only residual splitter.
+backward reads. Clones stay in the backward (`autodiff.partition.split_joint`, a split by
+cotangent dependence alone, would hoist them into the forward: it splits forward-mode graphs
+into primal and linear parts, where nothing is planned); constants are re-emitted there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from compiler.autodiff.partition import Split
 from compiler.ir.graph import Builder, Graph, Value
 from compiler.plan.planner import Plan
-
-
-@dataclass(frozen=True)
-class Split:
-    """vjp's two stages of one planned joint graph."""
-
-    forward: Graph  # inputs: primals; outputs: primal outputs, then residuals
-    backward: Graph  # inputs: residuals, then cotangents; outputs: gradients
-    n_residuals: int
 
 
 def split_plan(plan: Plan, n_primal_in: int, n_out: int) -> Split:
