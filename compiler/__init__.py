@@ -6,6 +6,7 @@ from compiler.interpret import interpret
 from compiler.ir import Graph, verify
 from compiler.logging_setup import configure_from_env
 from compiler.trace import TracerError, trace
+from compiler.trace.loops import fori_loop, scan, while_loop
 
 __version__ = "0.1.0"
 
@@ -16,11 +17,14 @@ __all__ = [
     "TracerError",
     "__version__",
     "checkpoint",
+    "fori_loop",
     "grad",
     "interpret",
     "jit",
+    "scan",
     "trace",
     "value_and_grad",
     "verify",
     "vjp",
+    "while_loop",
 ]

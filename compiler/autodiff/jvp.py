@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from compiler.autodiff.vjp import _depends, _or_zeros, replay_node
 from compiler.ir.graph import Graph, Value
-from compiler.primitives import OPS
+from compiler.primitives import OPS, Kind
 from compiler.trace import ops
 from compiler.trace.creation import active_contexts, tracing
 from compiler.trace.tracer import TraceContext, Tracer
@@ -50,13 +50,19 @@ def jvp_graph(graph: Graph, wrt: Sequence[int]) -> Graph:
         dep = _depends(graph, [v for v in wrt_vals if v in tans])
         for n in graph.nodes:
             replay_node(ctx, n, env)
-            if n.out not in dep or not any(v in tans for v in n.inputs):
+            if not any(v in dep for v in n.outputs) or not any(v in tans for v in n.inputs):
                 continue
             ctx.loc = n.loc
             rule_in = [env[v] for v in n.inputs]
             t_in = [tans.get(v) for v in n.inputs]
-            t_out = OPS[n.op].jvp(t_in, *rule_in, out=env[n.out], **n.attrs)
-            tans[n.out] = _fit(ctx.lift(t_out), n.out)
+            if len(n.outputs) == 1 and OPS[n.op].kind is not Kind.LOOP:
+                t_out = OPS[n.op].jvp(t_in, *rule_in, out=env[n.out], **n.attrs)
+                tans[n.out] = _fit(ctx.lift(t_out), n.out)
+            else:  # loop nodes: one tangent (or None) per output
+                outs = tuple(env[v] for v in n.outputs)
+                for v, t in zip(n.outputs, OPS[n.op].jvp(t_in, *rule_in, out=outs, **n.attrs)):
+                    if t is not None:
+                        tans[v] = _fit(ctx.lift(t), v)
             ctx.loc = None
         out_tans = [_or_zeros(ctx, tans.get(v), v).value for v in graph.outputs]
     outputs = [env[v].value for v in graph.outputs] + out_tans
