@@ -28,6 +28,7 @@ from compiler.plan import Policy, mark_segment
 from compiler.trace import ARRAY, FLOAT, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
 from compiler.trace.entry import leaf_kind
+from compiler.trace.loops import loop_memory
 from runtime.call import grad_assembler
 from runtime.pytree import flatten_args
 from runtime.signature import normalize_array, signature_key
@@ -250,7 +251,9 @@ class _Transform:
         return out
 
     def _trace(self, args: tuple, kwargs: dict):
-        tr = trace_tree(self._checked_fun(), args, kwargs)
+        # memory="sqrt" also checkpoints the scans traced inside (compiler/trace/loops.py)
+        with loop_memory(getattr(self, "memory", None)):
+            tr = trace_tree(self._checked_fun(), args, kwargs)
         dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
         return tr, dyn
 

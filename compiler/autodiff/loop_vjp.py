@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.autodiff.loop_residuals import plan_residuals
 from compiler.autodiff.partition import split_joint
 from compiler.autodiff.vjp import vjp_graph
 from compiler.ir.graph import Builder, Graph, copy_into
@@ -92,49 +93,41 @@ def reverse_scan(
     sp = split_joint(joint, len(body.inputs), n_out)
     fwd_g, bwd_g = sp.forward, sp.backward
     res = list(fwd_g.outputs[n_out:])
-    pos = {v: i for i, v in enumerate(fwd_g.inputs)}
-    kinds: list[tuple[str, int]] = []
-    stacked = []
-    for r in res:
-        i = pos.get(r)
-        if i is not None and i < nk:
-            kinds.append(("const", i))
-        elif i is not None and i >= nk + nc:
-            kinds.append(("x", i - nk - nc))
-        else:  # a carry, or a value computed in the step: one per step
-            kinds.append(("stack", len(stacked)))
-            stacked.append(r)
-    fbody = Graph(fwd_g.inputs, fwd_g.nodes, tuple(fwd_g.outputs[:n_out]) + tuple(stacked))
+    plan = plan_residuals(fwd_g, nk, nc, n_out)
+    fbody = Graph(fwd_g.inputs, fwd_g.nodes, tuple(fwd_g.outputs[:n_out]) + plan.stacked)
     fwd = emit_loop(ctx, "scan", [*consts, *init, *xs], _scan_attrs(fbody, length, reverse, nk, nc))
     stacks = fwd[n_out:]
+    hoisted = _hoist(ctx, fwd_g, plan, consts)
 
     b = Builder()
-    groups: dict[str, list[tuple[int, int]]] = {"const": [], "stack": [], "x": []}
-    for k, (kind, i) in enumerate(kinds):
-        groups[kind].append((k, i))
-    bk_args: list = [None] * len(res)
-    in_const = [b.add_input(res[k].type) for k, _ in groups["const"]]
+    env = {}
+    for v, _ in plan.consts:
+        env[v] = b.add_input(v.type)
+    for v in plan.hoisted:
+        env[v] = b.add_input(v.type)
     in_ct = [b.add_input(types[nk + i]) for i in fc]
     in_acc = [b.add_input(types[i]) for i in fk]
-    in_stack = [b.add_input(res[k].type) for k, _ in groups["stack"]]
-    in_x = [b.add_input(res[k].type) for k, _ in groups["x"]]
+    for v in (*plan.stacked, *(v for v, _ in plan.xs)):
+        env[v] = b.add_input(v.type)
     in_cty = [b.add_input(body.outputs[nc + j].type) for j in y_idx]
-    for name, vals in (("const", in_const), ("stack", in_stack), ("x", in_x)):
-        for (k, _), v in zip(groups[name], vals):
-            bk_args[k] = v
-    grads = copy_into(b, bwd_g, [*bk_args, *in_ct, *in_cty])
+    for n in plan.recompute_nodes:  # cheap values the step recomputes rather than stores
+        outs = b.add_node(n.op, [env[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs])
+        env.update(zip(n.outputs, outs))
+    grads = copy_into(b, bwd_g, [*[env[r] for r in res], *in_ct, *in_cty])
     g_k, g_c, g_x = grads[: len(fk)], grads[len(fk) : len(fk) + len(fc)], grads[len(fk) + len(fc) :]
     new_acc = [b.add("add", [a, g]) for a, g in zip(in_acc, g_k)]
     bbody = b.build([*g_c, *new_acc, *g_x])
     operands = [
-        *[consts[i] for _, i in groups["const"]],
+        *[consts[i] for _, i in plan.consts],
+        *hoisted,
         *ct_carry,
         *[_zeros(ctx, types[i]) for i in fk],
-        *[stacks[j] for _, j in groups["stack"]],
-        *[xs[i] for _, i in groups["x"]],
+        *stacks,
+        *[xs[i] for _, i in plan.xs],
         *ct_ys,
     ]
-    attrs = _scan_attrs(bbody, length, not reverse, len(in_const), len(fc) + len(fk))
+    n_bconsts = len(plan.consts) + len(plan.hoisted)
+    attrs = _scan_attrs(bbody, length, not reverse, n_bconsts, len(fc) + len(fk))
     bwd = emit_loop(ctx, "scan", operands, attrs)
     n1, n2 = len(fc), len(fc) + len(fk)
     return (
@@ -142,6 +135,17 @@ def reverse_scan(
         dict(zip(fc, bwd[:n1])),
         dict(zip(fx, bwd[n2:])),
     )
+
+
+def _hoist(ctx: TraceContext, fwd: Graph, plan, consts: list) -> list[Tracer]:
+    """Compute the step's loop-invariant residuals once, before the loop, in ctx's graph."""
+    env = {v: ctx.lift(c).value for v, c in zip(fwd.inputs, consts)}
+    for n in plan.hoist_nodes:
+        outs = ctx.builder.add_node(
+            n.op, [env[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
+        )
+        env.update(zip(n.outputs, outs))
+    return [Tracer(ctx, env[v]) for v in plan.hoisted]
 
 
 def _checkpointed(ctx, consts, init, xs, ct_carry, ct_ys, y_idx, attrs) -> tuple[dict, dict, dict]:
@@ -245,9 +249,10 @@ def while_vjp(ct: tuple, *args: Any, out: tuple, **attrs: Any) -> tuple:
     consts, init = list(args[:nk]), list(args[nk:])
     nc = len(init)
     if not max_steps:
+        where = f" (at {out[0]._ctx.loc})" if out[0]._ctx.loc else ""
         raise TypeError(
-            "while_loop: reverse mode needs a bound on the trip count: pass max_steps=N "
-            "(it sizes the history of carries the backward pass replays)"
+            f"while_loop{where}: reverse mode needs a bound on the trip count: pass "
+            "max_steps=N (it sizes the history of carries the backward pass replays)"
         )
     if any(c is not None for c in ct[nc + 1 :]):
         raise NotImplementedError(

@@ -66,12 +66,15 @@ def _proto(t: TensorType) -> np.ndarray:
     return np.broadcast_to(np.zeros((), t.dtype), t.shape)
 
 
-def _trace_fn(fn: Callable, args: tuple, what: str) -> tuple[Graph, list[Tracer], Any]:
-    """Trace `fn(*args)` (args: pytrees of prototypes); return (body, captured, out_tree)."""
+def _trace_fn(
+    fn: Callable, args: tuple, what: str, user: Callable | None = None
+) -> tuple[Graph, list[Tracer], Any]:
+    """Trace `fn(*args)` (args: pytrees of prototypes); return (body, captured, out_tree).
+    `user` is the user's function `fn` wraps, named in errors."""
     try:
         tr = trace_tree(fn, args, {})
     except ShapeError as exc:
-        raise ShapeError(f"{what}: tracing {_where(fn)}: {exc}") from None
+        raise ShapeError(f"{what}: tracing {_where(user or fn)}: {exc}") from None
     return tr.graph, tr.captured, tr.out_tree
 
 
@@ -164,7 +167,7 @@ def scan(
             raise TypeError(f"{what}: {_where(step)} must return a pair (carry, y)")
         return out
 
-    g, captured, out_tree = _trace_fn(flat_step, (c_protos, x_protos), what)
+    g, captured, out_tree = _trace_fn(flat_step, (c_protos, x_protos), what, step)
     carry_tree = optree.tree_structure((c_protos, None), none_is_leaf=False)
     n_carry = len(c_types)
     # the output tree is ((carry...), (y...)); compare the carry part

@@ -22,6 +22,7 @@ from compiler import checkpoint, grad, interpret, jit, trace, value_and_grad, vj
 from compiler.ir import Builder, Graph, Node, TensorType, Value, VerifyError, parse_type, verify
 from compiler.ir.graph import ShapeError
 from compiler.trace import TracerError
+from tests.loops.error_cases import loop_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -698,6 +699,7 @@ def _shape_rule_cases() -> list[Case]:
 
 
 CASES = _api_cases() + _trace_cases() + _shape_rule_cases() + _verify_cases() + _unusual_cases()
+CASES += loop_cases(Case)  # scan / while_loop (tests/loops/error_cases.py)
 
 # raise statements no user can reach (or that only guard gradc's own invariants), by
 # (file, fragment of the statement): reason
