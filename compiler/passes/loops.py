@@ -109,7 +109,9 @@ def _bodies(graph: Graph) -> Graph:
 
 
 def _dead_ys(graph: Graph) -> Graph:
-    used = {v for n in graph.nodes for v in n.inputs} | set(graph.outputs)
+    live = graph.live_values()  # read by a node that is itself dead (DCE comes later): unused
+    used = {v for n in graph.nodes if any(o in live for o in n.outputs) for v in n.inputs}
+    used |= set(graph.outputs)
     changed = False
     nodes = []
     for n in graph.nodes:
@@ -136,7 +138,12 @@ def _dead_ys(graph: Graph) -> Graph:
                 n = Node(n.op, n.inputs, {**n.attrs, "body": new_body}, outs, n.loc)
                 changed = True
         nodes.append(n)
-    return Graph(graph.inputs, tuple(nodes), graph.outputs, graph.meta) if changed else graph
+    if not changed:
+        return graph
+    # nodes that read a removed output were dead already (that is why it was removed)
+    return Graph(graph.inputs, tuple(nodes), graph.outputs, graph.meta).keep_nodes(
+        lambda n: any(v in live for v in n.outputs) or n.op in LOOP_OPS
+    )
 
 
 @register_pass("loops")

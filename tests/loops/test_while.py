@@ -157,3 +157,21 @@ def test_scan_xs_of_different_lengths_is_a_shape_error():
             lambda a: scan(lambda c, x: (c + x[0] * x[1], None), a, (np.ones(3), np.ones(4)))[0],
             backend="interpret",
         )(1.0)
+
+
+def test_fori_loop_body_indexes_a_closed_over_array_with_the_loop_index():
+    obs = np.linspace(0.0, 1.0, 6)
+
+    def f(w, obs):
+        return fori_loop(0, 6, lambda i, e: e + (w * i - obs[i]) ** 2, 0.0)
+
+    def f_loop(w, obs):
+        e = 0.0
+        for i in range(6):
+            e = e + (w * i - obs[i]) ** 2
+        return e
+
+    g = grad(f, argnums=(0, 1), backend="interpret")(0.3, obs)
+    ref = grad(f_loop, argnums=(0, 1), backend="interpret")(0.3, obs)
+    np.testing.assert_allclose(g[0], ref[0], rtol=1e-12)
+    np.testing.assert_allclose(g[1], ref[1], rtol=1e-12)
