@@ -136,3 +136,37 @@ def test_scan_forward_mode_equals_unrolled_jvp():
 def test_scan_jit_forward_only():
     args = rnn_args(np.random.default_rng(6))
     np.testing.assert_allclose(jit(rnn_scan)(*args), rnn_loop(*args), rtol=1e-12)
+
+
+def test_scan_vjp_float32_with_an_int_carry_on_both_backends():
+    from compiler import vjp
+
+    rng = np.random.default_rng(7)
+    W = (rng.normal(size=(3, 3)) * 0.5).astype(np.float32)
+    xs = rng.normal(size=(6, 3)).astype(np.float32)
+
+    def f(W, xs):
+        def step(c, x):
+            h, n = c
+            h = np.tanh(h @ W + x)
+            return (h, n + 1), h
+
+        (_, n), ys = scan(step, (np.zeros(3, np.float32), 0), xs)
+        return ys * n.astype(np.float32)
+
+    def f_loop(W, xs):
+        h, out = np.zeros(3, np.float32), []
+        for t in range(6):
+            h = np.tanh(h @ W + xs[t])
+            out.append(h)
+        return np.stack(out) * np.float32(6)
+
+    ct = rng.normal(size=(6, 3)).astype(np.float32)
+    ref_out, ref_pb = vjp(f_loop, W, xs, backend="interpret")
+    for backend in ("interpret", "numba"):
+        out, pb = vjp(f, W, xs, backend=backend)
+        assert out.dtype == np.float32
+        np.testing.assert_allclose(out, ref_out, rtol=1e-6)
+        for a, b in zip(pb(ct), ref_pb(ct)):
+            assert a.dtype == np.float32
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
