@@ -20,7 +20,8 @@ from compiler.ir.graph import Graph, Node, Value
 from compiler.primitives import OPS, Cost, Kind
 
 _RECOMPUTE_KINDS = (Kind.ELEMENTWISE, Kind.SHAPE, Kind.CONST)
-_MAX_DEPTH = 8  # a longer chain of cheap ops is stored rather than replayed
+_MAX_DEPTH = 8
+_VIEWS = ("reshape", "transpose")  # a longer chain of cheap ops is stored rather than replayed
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,14 @@ def plan_residuals(fwd: Graph, n_consts: int, n_carry: int, n_out: int) -> Resid
         return i is not None and (i < n_consts or i >= n_consts + n_carry)
 
     stored = {r for r in res if not is_operand(r) and r not in invariant}
+    for r in list(stored):  # a view of a carry (`h.T`): store the carry, replay the view
+        root = r
+        while producer.get(root) is not None and producer[root].op in _VIEWS:
+            root = producer[root].inputs[0]
+        if root is not r and pos.get(root, -1) >= n_consts:
+            stored.discard(r)
+            if not is_operand(root):  # a carry; an x slice is read from xs
+                stored.add(root)
 
     def cheap(v: Value, avail: set[Value], depth: int) -> bool:
         if v in avail or is_operand(v) or v in invariant:

@@ -106,35 +106,81 @@ def reverse_scan(
     for v in plan.hoisted:
         env[v] = b.add_input(v.type)
     in_ct = [b.add_input(types[nk + i]) for i in fc]
-    in_acc = [b.add_input(types[i]) for i in fk]
+    batched = _gemm_grads(fwd_g, bwd_g, res, nk, nc, len(fk), set(plan.stacked))
+    kept = [j for j in range(len(fk)) if j not in batched]
+    in_acc = [b.add_input(types[fk[j]]) for j in kept]
     for v in (*plan.stacked, *(v for v, _ in plan.xs)):
         env[v] = b.add_input(v.type)
     in_cty = [b.add_input(body.outputs[nc + j].type) for j in y_idx]
     for n in plan.recompute_nodes:  # cheap values the step recomputes rather than stores
         outs = b.add_node(n.op, [env[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs])
         env.update(zip(n.outputs, outs))
-    grads = copy_into(b, bwd_g, [*[env[r] for r in res], *in_ct, *in_cty])
+    benv = dict(zip(bwd_g.inputs, [*[env[r] for r in res], *in_ct, *in_cty]))
+    for n in bwd_g.nodes:
+        outs = b.add_node(n.op, [benv[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs])
+        benv.update(zip(n.outputs, outs))
+    grads = [benv[v] for v in bwd_g.outputs]
     g_k, g_c, g_x = grads[: len(fk)], grads[len(fk) : len(fk) + len(fc)], grads[len(fk) + len(fc) :]
-    new_acc = [b.add("add", [a, g]) for a, g in zip(in_acc, g_k)]
-    bbody = b.build([*g_c, *new_acc, *g_x])
+    new_acc = [b.add("add", [a, g_k[j]]) for a, j in zip(in_acc, kept)]
+    q_vals = list(dict.fromkeys(batched[j][1] for j in sorted(batched)))  # shared Q once
+    q_ys = [benv[q] for q in q_vals]
+    bbody = b.build([*g_c, *new_acc, *g_x, *q_ys])
     operands = [
         *[consts[i] for _, i in plan.consts],
         *hoisted,
         *ct_carry,
-        *[_zeros(ctx, types[i]) for i in fk],
+        *[_zeros(ctx, types[fk[j]]) for j in kept],
         *stacks,
         *[xs[i] for _, i in plan.xs],
         *ct_ys,
     ]
     n_bconsts = len(plan.consts) + len(plan.hoisted)
-    attrs = _scan_attrs(bbody, length, not reverse, n_bconsts, len(fc) + len(fk))
+    attrs = _scan_attrs(bbody, length, not reverse, n_bconsts, len(fc) + len(kept))
     bwd = emit_loop(ctx, "scan", operands, attrs)
-    n1, n2 = len(fc), len(fc) + len(fk)
-    return (
-        dict(zip(fk, bwd[n1:n2])),
-        dict(zip(fc, bwd[:n1])),
-        dict(zip(fx, bwd[n2:])),
-    )
+    n1, n2 = len(fc), len(fc) + len(kept)
+    n3 = n2 + len(fx)
+    g_consts = dict(zip([fk[j] for j in kept], bwd[n1:n2]))
+    # sum_t X_t^T Q_t as one GEMM over the stacked X and Q (the unrolled graph's `batch`)
+    stack_of = {v: t for v, t in zip(plan.stacked, stacks)}
+    q_stack = dict(zip(q_vals, bwd[n3:]))
+    for j in sorted(batched):
+        x_val, q = batched[j][0], q_stack[batched[j][1]]
+        x_st = stack_of[x_val] if x_val in stack_of else xs[fwd_g.inputs.index(x_val) - nk - nc]
+        rows = length * x_st.shape[1]
+        lhs = ops.transpose(ops.reshape(x_st, (rows, x_st.shape[2])), None)
+        g_consts[fk[j]] = ops.matmul(lhs, ops.reshape(q, (rows, q.shape[2])))
+    return g_consts, dict(zip(fc, bwd[:n1])), dict(zip(fx, bwd[n2:n3]))
+
+
+def _gemm_grads(fwd, bwd, res, nk, nc, n_fk, stacked) -> dict[int, tuple]:
+    """Const gradients of the form `transpose(X_t) @ Q_t` with X_t a stacked residual or an x
+    slice (2-D): {index among the float consts: (X, Q)}. Their per-step sum becomes one GEMM
+    after the loop over the stacked X and the stacked Q (an extra output of the reverse loop)
+    instead of a small GEMM and an accumulation per step."""
+    producer = bwd.producers()
+    fprod = fwd.producers()
+    bpos = {v: i for i, v in enumerate(bwd.inputs)}
+    uses: dict = {}
+    for n in bwd.nodes:
+        for v in n.inputs:
+            uses[v] = uses.get(v, 0) + 1
+    out = {}
+    for j, g in enumerate(bwd.outputs[:n_fk]):
+        p = producer.get(g)
+        if p is None or p.op != "matmul" or uses.get(g) or bwd.outputs.count(g) != 1:
+            continue
+        lhs, q = p.inputs
+        k = bpos.get(lhs)
+        if k is None or k >= len(res) or lhs.ndim != 2 or q.ndim != 2:
+            continue
+        t = fprod.get(res[k])
+        if t is None or t.op != "transpose" or tuple(t.attrs["axes"]) != (1, 0):
+            continue
+        x = t.inputs[0]
+        i = fwd.inputs.index(x) if x in fwd.inputs else -1
+        if x in stacked or i >= nk + nc:
+            out[j] = (x, q)
+    return out
 
 
 def _hoist(ctx: TraceContext, fwd: Graph, plan, consts: list) -> list[Tracer]:

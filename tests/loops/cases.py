@@ -110,8 +110,19 @@ def nested_args(rng):
     return (rng.normal(size=(4, 3)), rng.uniform(0.5, 1.0, size=(4, 3)))
 
 
+def batch_rnn_args(rng):
+    """A batch of 2 sequences: 2-D carries, so the weight gradients batch into one GEMM."""
+    return (
+        rng.normal(size=(H, H)) * 0.5,
+        rng.normal(size=(2, H)) * 0.5,
+        rng.normal(size=(T, 2, 2)),
+        rng.normal(size=(2, H)) * 0.1,
+    )
+
+
 CASES = {
     "rnn": (rnn_scan, rnn_loop, rnn_args),
+    "rnn_batch": (rnn_scan, rnn_loop, batch_rnn_args),
     "leaky": (leaky_scan, leaky_loop, leaky_args),
     "cumprod": (cumprod_scan, cumprod_loop, cumprod_args),
     "nested": (nested_scan, nested_loop, nested_args),

@@ -100,3 +100,18 @@ def test_while_loop_node_prints_cond_and_body():
     text = str(g)
     assert "while_loop" in text and "cond:" in text and "body:" in text
     assert Graph.from_json(g.to_json()).fingerprint() == g.fingerprint()
+
+
+def test_weight_gradients_of_a_batched_rnn_are_one_gemm_after_the_loop():
+    from compiler.pipeline import grad_stages
+    from tests.loops.cases import batch_rnn_args, rnn_scan
+
+    args = batch_rnn_args(np.random.default_rng(0))
+    g = run_passes(vjp_graph(trace(rnn_scan, *args), [0, 1]), disable=("fuse",))
+    rev = [n for n in g.nodes if n.op == "scan" and n.attrs["reverse"]]
+    assert len(rev) == 1
+    # no per-step accumulator for W or U: the reverse loop carries only the state's cotangent
+    assert rev[0].attrs["n_carry"] == 1
+    outside = [n for n in g.nodes if n.op == "matmul"]
+    assert sorted(n.out.shape for n in outside) == [(2, 3), (3, 3)]
+    assert grad_stages(vjp_graph(trace(rnn_scan, *args), [0, 1]))["final"] is not None

@@ -170,3 +170,16 @@ def test_scan_vjp_float32_with_an_int_carry_on_both_backends():
         for a, b in zip(pb(ct), ref_pb(ct)):
             assert a.dtype == np.float32
             np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def test_scan_grad_of_grad_through_batched_rnn_equals_unrolled():
+    from tests.loops.cases import batch_rnn_args
+
+    args = batch_rnn_args(np.random.default_rng(8))
+
+    def gnorm(f):
+        return lambda W, *rest: np.sum(grad(f, argnums=0)(W, *rest) ** 2)
+
+    got = grad(gnorm(rnn_scan), backend="interpret")(*args)
+    ref = grad(gnorm(rnn_loop), backend="interpret")(*args)
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
