@@ -25,17 +25,13 @@ def _body(ins, outs_fn):
     return b.build(outs_fn(b, vals))
 
 
+def _scan_attrs(body, **kw):
+    base = {"length": 3, "reverse": False, "n_consts": 0, "n_carry": 1}
+    return {"body": body, **base, "save_every": 0, "checkpoint": 0, **kw}
+
+
 def _scan_rule(ts, body, **kw):
-    attrs = {
-        "body": body,
-        "length": 3,
-        "reverse": False,
-        "n_consts": 0,
-        "n_carry": 1,
-        "save_every": 0,
-        "checkpoint": 0,
-        **kw,
-    }
+    attrs = _scan_attrs(body, **kw)
     return lambda: OPS["scan"].shape_rule(ts, **attrs)
 
 
@@ -72,15 +68,7 @@ def loop_cases(Case):  # noqa: N803  (the Case dataclass of test_errors.py)
         (Node("frobnicate", (unknown.inputs[0],), {}, (Value(_t(2)),)),),
         unknown.outputs,
     )
-    attrs = {
-        "body": ident,
-        "length": 3,
-        "reverse": False,
-        "n_consts": 0,
-        "n_carry": 1,
-        "save_every": 0,
-        "checkpoint": 0,
-    }
+    attrs = _scan_attrs(ident)
     ys = np.ones(3)
 
     def ckpt(w):
