@@ -122,7 +122,7 @@ def reverse_scan(
     grads = [benv[v] for v in bwd_g.outputs]
     g_k, g_c, g_x = grads[: len(fk)], grads[len(fk) : len(fk) + len(fc)], grads[len(fk) + len(fc) :]
     new_acc = [b.add("add", [a, g_k[j]]) for a, j in zip(in_acc, kept)]
-    q_vals = list(dict.fromkeys(batched[j][1] for j in sorted(batched)))  # shared Q once
+    q_vals = list(dict.fromkeys(batched[j][2] for j in sorted(batched)))  # shared Q once
     q_ys = [benv[q] for q in q_vals]
     bbody = b.build([*g_c, *new_acc, *g_x, *q_ys])
     operands = [
@@ -144,8 +144,9 @@ def reverse_scan(
     stack_of = {v: t for v, t in zip(plan.stacked, stacks)}
     q_stack = dict(zip(q_vals, bwd[n3:]))
     for j in sorted(batched):
-        x_val, q = batched[j][0], q_stack[batched[j][1]]
-        x_st = stack_of[x_val] if x_val in stack_of else xs[fwd_g.inputs.index(x_val) - nk - nc]
+        x_val, root, q = batched[j][0], batched[j][1], q_stack[batched[j][2]]
+        x_st = stack_of[root] if root in stack_of else xs[fwd_g.inputs.index(root) - nk - nc]
+        x_st = ops.reshape(x_st, (length, *x_val.shape))
         rows = length * x_st.shape[1]
         lhs = ops.transpose(ops.reshape(x_st, (rows, x_st.shape[2])), None)
         g_consts[fk[j]] = ops.matmul(lhs, ops.reshape(q, (rows, q.shape[2])))
@@ -153,10 +154,12 @@ def reverse_scan(
 
 
 def _gemm_grads(fwd, bwd, res, nk, nc, n_fk, stacked) -> dict[int, tuple]:
-    """Const gradients of the form `transpose(X_t) @ Q_t` with X_t a stacked residual or an x
-    slice (2-D): {index among the float consts: (X, Q)}. Their per-step sum becomes one GEMM
-    after the loop over the stacked X and the stacked Q (an extra output of the reverse loop)
-    instead of a small GEMM and an accumulation per step."""
+    """Const gradients of the form `transpose(X_t) @ Q_t`, X_t (2-D) a stacked residual, an x
+    slice, or a reshape of one: {index among the float consts: (X, its stored root, Q)}.
+
+    Their per-step sum becomes one GEMM after the loop over the stacked X and the stacked Q
+    (an extra output of the reverse loop), instead of a small GEMM and an accumulation per
+    step."""
     producer = bwd.producers()
     fprod = fwd.producers()
     bpos = {v: i for i, v in enumerate(bwd.inputs)}
@@ -176,10 +179,12 @@ def _gemm_grads(fwd, bwd, res, nk, nc, n_fk, stacked) -> dict[int, tuple]:
         t = fprod.get(res[k])
         if t is None or t.op != "transpose" or tuple(t.attrs["axes"]) != (1, 0):
             continue
-        x = t.inputs[0]
-        i = fwd.inputs.index(x) if x in fwd.inputs else -1
-        if x in stacked or i >= nk + nc:
-            out[j] = (x, q)
+        x = root = t.inputs[0]
+        while root not in stacked and fprod.get(root) is not None and fprod[root].op == "reshape":
+            root = fprod[root].inputs[0]  # a reshaped state (`h[None]` of a vector state)
+        i = fwd.inputs.index(root) if root in fwd.inputs else -1
+        if root in stacked or i >= nk + nc:
+            out[j] = (x, root, q)
     return out
 
 
