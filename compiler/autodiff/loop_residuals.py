@@ -20,8 +20,8 @@ from compiler.ir.graph import Graph, Node, Value
 from compiler.primitives import OPS, Cost, Kind
 
 _RECOMPUTE_KINDS = (Kind.ELEMENTWISE, Kind.SHAPE, Kind.CONST)
-_MAX_DEPTH = 8
-_VIEWS = ("reshape", "transpose")  # a longer chain of cheap ops is stored rather than replayed
+_MAX_DEPTH = 8  # a longer chain of cheap ops is stored rather than replayed
+_VIEWS = ("reshape", "transpose")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class ResidualPlan:
     hoist_nodes: tuple[Node, ...]  # the nodes that compute them, in order
     stacked: tuple[Value, ...]  # stored per step
     recompute_nodes: tuple[Node, ...]  # replayed in the backward step, in order
+    # (value, i): the step's new carry i, read by the backward as the carry input i of the
+    # step after it (its stacked value), handed down the reverse loop as an extra carry
+    chained: tuple[tuple[Value, int], ...] = ()
 
 
 def plan_residuals(fwd: Graph, n_consts: int, n_carry: int, n_out: int) -> ResidualPlan:
@@ -51,6 +54,14 @@ def plan_residuals(fwd: Graph, n_consts: int, n_carry: int, n_out: int) -> Resid
         return i is not None and (i < n_consts or i >= n_consts + n_carry)
 
     stored = {r for r in res if not is_operand(r) and r not in invariant}
+    # the step's new carry (`h_t`, read by tanh's derivative) is the next step's carry input:
+    # the reverse loop hands it down from the step after (an extra carry of the reverse loop,
+    # started at the final carry), so only the carry inputs are stacked, never h_t as well
+    carry_out: dict[Value, int] = {}
+    for i in range(n_carry):
+        if fwd.outputs[i] is not fwd.inputs[n_consts + i]:
+            carry_out.setdefault(fwd.outputs[i], i)
+    chained: dict[Value, int] = {}
     for r in list(stored):  # a view of a carry (`h.T`): store the carry, replay the view
         root = r
         while producer.get(root) is not None and producer[root].op in _VIEWS:
@@ -61,7 +72,7 @@ def plan_residuals(fwd: Graph, n_consts: int, n_carry: int, n_out: int) -> Resid
                 stored.add(root)
 
     def cheap(v: Value, avail: set[Value], depth: int) -> bool:
-        if v in avail or is_operand(v) or v in invariant:
+        if v in avail or is_operand(v) or v in invariant or v in carry_out:
             return True
         p = producer.get(v)
         if p is None or depth > _MAX_DEPTH or len(p.outputs) != 1:
@@ -83,6 +94,11 @@ def plan_residuals(fwd: Graph, n_consts: int, n_carry: int, n_out: int) -> Resid
     recompute: set[Node] = set()
 
     def visit(v: Value) -> None:
+        if v in carry_out:
+            chained[v] = i = carry_out[v]
+            stored.add(fwd.inputs[n_consts + i])
+            visit(fwd.inputs[n_consts + i])
+            return
         if v in stored or is_operand(v) or v in invariant:
             need.add(v)
             return
@@ -127,6 +143,7 @@ def plan_residuals(fwd: Graph, n_consts: int, n_carry: int, n_out: int) -> Resid
         hoist_nodes=tuple(n for n in fwd.nodes if n in cone),
         stacked=tuple(sorted((v for v in need if v in stored), key=order.__getitem__)),
         recompute_nodes=tuple(n for n in fwd.nodes if n in recompute),
+        chained=tuple(chained.items()),
     )
 
 

@@ -109,6 +109,8 @@ def reverse_scan(
     batched = _gemm_grads(fwd_g, bwd_g, res, nk, nc, len(fk), set(plan.stacked))
     kept = [j for j in range(len(fk)) if j not in batched]
     in_acc = [b.add_input(types[fk[j]]) for j in kept]
+    for v, _ in plan.chained:  # the step's new carry, handed down by the step after it
+        env[v] = b.add_input(v.type)
     for v in (*plan.stacked, *(v for v, _ in plan.xs)):
         env[v] = b.add_input(v.type)
     in_cty = [b.add_input(body.outputs[nc + j].type) for j in y_idx]
@@ -124,20 +126,25 @@ def reverse_scan(
     new_acc = [b.add("add", [a, g_k[j]]) for a, j in zip(in_acc, kept)]
     q_vals = list(dict.fromkeys(batched[j][2] for j in sorted(batched)))  # shared Q once
     q_ys = [benv[q] for q in q_vals]
-    bbody = b.build([*g_c, *new_acc, *g_x, *q_ys])
+    chain_next = [env[fwd_g.inputs[nk + i]] for _, i in plan.chained]
+    bbody = b.build([*g_c, *new_acc, *chain_next, *g_x, *q_ys])
     operands = [
         *[consts[i] for _, i in plan.consts],
         *hoisted,
         *ct_carry,
         *[_zeros(ctx, types[fk[j]]) for j in kept],
+        *[fwd[i] for _, i in plan.chained],  # the last step's new carry: the final carry
         *stacks,
         *[xs[i] for _, i in plan.xs],
         *ct_ys,
     ]
     n_bconsts = len(plan.consts) + len(plan.hoisted)
-    attrs = _scan_attrs(bbody, length, not reverse, n_bconsts, len(fc) + len(kept))
-    bwd = emit_loop(ctx, "scan", operands, attrs)
+    n_bcarry = len(fc) + len(kept) + len(plan.chained)
+    bwd = emit_loop(
+        ctx, "scan", operands, _scan_attrs(bbody, length, not reverse, n_bconsts, n_bcarry)
+    )
     n1, n2 = len(fc), len(fc) + len(kept)
+    bwd = bwd[:n2] + bwd[n_bcarry:]  # drop the chained carries' final values
     n3 = n2 + len(fx)
     g_consts = dict(zip([fk[j] for j in kept], bwd[n1:n2]))
     # sum_t X_t^T Q_t as one GEMM over the stacked X and Q (the unrolled graph's `batch`)

@@ -49,8 +49,9 @@ def test_checkpoint_same_gradients_less_memory(k):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     s0, p0 = planned(args, None)
     s1, p1 = planned(args, k)
-    # default: h_t and h_{t-1} per step (2 x 64 x 3 f64 = 3072 B); k=8: 8 saved carries (192 B)
-    assert s1 < s0 / 4, (s0, s1)
+    # default: h_{t-1} per step (64 x 3 f64 = 1536 B); k=8: 8 saved carries (192 B); k=5:
+    # 12 saved carries and 4 plain steps (384 B)
+    assert s1 * 3 < s0, (s0, s1)
     if k == 8:  # the split case adds the tail's residuals and ys copies: not less at T=64
         assert p1 < p0, (p0, p1)
 

@@ -110,8 +110,13 @@ def test_weight_gradients_of_a_batched_rnn_are_one_gemm_after_the_loop():
     g = run_passes(vjp_graph(trace(rnn_scan, *args), [0, 1]), disable=("fuse",))
     rev = [n for n in g.nodes if n.op == "scan" and n.attrs["reverse"]]
     assert len(rev) == 1
-    # no per-step accumulator for W or U: the reverse loop carries only the state's cotangent
-    assert rev[0].attrs["n_carry"] == 1
+    # no per-step accumulator for W or U: the reverse loop carries the state's cotangent and
+    # the state itself (handed down, so the forward stacks only the carry inputs)
+    carries = rev[0].outputs[: rev[0].attrs["n_carry"]]
+    assert [v.shape for v in carries] == [(2, 3), (2, 3)]
+    fwd = [n for n in g.nodes if n.op == "scan" and not n.attrs["reverse"]]
+    # final h, the primal ys, stacked h_{t-1}: one stack of states
+    assert [v.shape for v in fwd[0].outputs] == [(2, 3), (7,), (7, 2, 3)]
     outside = [n for n in g.nodes if n.op == "matmul"]
     assert sorted(n.out.shape for n in outside) == [(2, 3), (3, 3)]
     assert grad_stages(vjp_graph(trace(rnn_scan, *args), [0, 1]))["final"] is not None
