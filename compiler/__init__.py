@@ -7,6 +7,18 @@ from compiler.ir import Graph, verify
 from compiler.logging_setup import configure_from_env
 from compiler.trace import TracerError, trace
 from compiler.trace.loops import fori_loop, scan, while_loop
+from compiler.transforms import (
+    custom_jvp,
+    custom_vjp,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    linearize,
+    stop_gradient,
+)
 
 __version__ = "0.1.0"
 
@@ -17,11 +29,21 @@ __all__ = [
     "TracerError",
     "__version__",
     "checkpoint",
+    "custom_jvp",
+    "custom_vjp",
     "fori_loop",
     "grad",
+    "hessian",
+    "hvp",
     "interpret",
+    "jacfwd",
+    "jacobian",
+    "jacrev",
     "jit",
+    "jvp",
+    "linearize",
     "scan",
+    "stop_gradient",
     "trace",
     "value_and_grad",
     "verify",

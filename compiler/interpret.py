@@ -16,7 +16,7 @@ from compiler.primitives import OPS, Kind
 
 
 def run_node(n: Node, args: Sequence[np.ndarray]) -> list[np.ndarray]:
-    if n.op == "fused":
+    if n.op in ("fused", "custom"):  # a sub-graph: a fusion group or a custom-rule call
         return run_graph(n.attrs["body"], args)
     attrs = n.attrs
     if OPS[n.op].kind is Kind.LOOP:  # one array per output, typed by the node's rule

@@ -142,7 +142,7 @@ def _dead_ys(graph: Graph) -> Graph:
         return graph
     # nodes that read a removed output were dead already (that is why it was removed)
     return Graph(graph.inputs, tuple(nodes), graph.outputs, graph.meta).keep_nodes(
-        lambda n: any(v in live for v in n.outputs) or n.op in LOOP_OPS
+        lambda n: any(v in live for v in n.outputs)
     )
 
 
