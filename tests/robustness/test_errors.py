@@ -22,6 +22,7 @@ from compiler import checkpoint, grad, interpret, jit, trace, value_and_grad, vj
 from compiler.ir import Builder, Graph, Node, TensorType, Value, VerifyError, parse_type, verify
 from compiler.ir.graph import ShapeError
 from compiler.trace import TracerError
+from tests.distributed.error_cases import distributed_cases
 from tests.loops.error_cases import loop_cases
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -813,6 +814,7 @@ CASES = (
     + _shape_rule_cases()
     + _verify_cases()
     + _unusual_cases()
+    + distributed_cases(Case)
 )
 CASES += loop_cases(Case)  # scan / while_loop (tests/loops/error_cases.py)
 
