@@ -35,6 +35,7 @@ from compiler.plan import mark_segment
 from compiler.trace import ARRAY, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
 from compiler.trace.entry import leaf_kind
+from compiler.trace.loops import loop_memory
 from runtime.call import grad_assembler
 from runtime.dispatch import Dispatcher, normalize_leaves
 from runtime.memo import per_function
@@ -223,7 +224,8 @@ class _Transform:
         if self.mode == "vjp":  # forward spliced now; the pullback splices its backward
             return vjp_in_trace(self.fun, args, self.has_aux)
         ctx = active_contexts()[-1] if active_contexts() else None
-        tr = trace_tree(check_aux(self.fun, self.has_aux, self.mode), args, kwargs)
+        with loop_memory(self.opts.memory):
+            tr = trace_tree(check_aux(self.fun, self.has_aux, self.mode), args, kwargs)
         if ctx is None:
             raise RuntimeError("internal: traced arguments outside a trace")
         dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]

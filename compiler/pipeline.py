@@ -27,25 +27,19 @@ from compiler.autodiff import vjp_graph
 from compiler.autodiff.custom import expand_custom
 from compiler.autodiff.inline import check_aux, differentiable_leaves
 from compiler.codegen import compile_graph
-from compiler.codegen.compile import uses_arena
-from compiler.codegen.loops import fits_loop
-from compiler.codegen.pushdown import push_down
-from compiler.codegen.schedule import sink
+from compiler.codegen.prepare import Keep, Lowered, lower_passes
 from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
 from compiler.logging_setup import slow
 from compiler.passes import ALGEBRAIC_PASSES, PIPELINE, known_passes, run_passes
-from compiler.passes.fuse import fuse, inline_fused
-from compiler.passes.route import route
-from compiler.plan import Buffers, Plan, Policy, assign_buffers, plan, split_plan
+from compiler.plan import Plan, Policy, plan, split_plan
 from compiler.trace import STATIC, trace_tree
+from compiler.trace.loops import loop_memory
 
 log = logging.getLogger("gradc")
 
 BACKENDS = ("numba", "interpret")
 LOWERING = ("route", "fuse", "pushdown", "schedule", "buffers")
-
-Keep = Callable[[str, Graph], None]
 
 
 def default_backend() -> str:
@@ -81,20 +75,6 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Lowered:
-    """One graph as codegen renders it: the `schedule` stage's graph and the `buffers` plan."""
-
-    name: str  # the codegen stage: value_and_grad, jit, vjp_forward or vjp_backward
-    graph: Graph
-    buffers: Buffers | None  # None: the backend keeps no arena for it (an all-scalar graph)
-
-    @property
-    def arena_bytes(self) -> int:
-        """Bytes of the arena the compiled stage allocates (its planned peak)."""
-        return 0 if self.buffers is None else self.buffers.peak_bytes
-
-
-@dataclass(frozen=True)
 class Stages:
     """Every stage of one compile. `lowered` has one entry (grad, jit) or two (vjp)."""
 
@@ -118,36 +98,6 @@ def optimize(graph: Graph, disable: Sequence[str] = (), keep: Keep | None = None
         time.perf_counter() - t0,
     )
     return out
-
-
-def _fuse(graph: Graph) -> Graph:
-    # sunk first, so a backward-only elementwise value the planner left in the forward (like
-    # `1 - t*t` after a tanh) sits next to its backward reader and fuses into that loop;
-    # groups that are not one loop nest are inlined again (codegen lowers them op by op)
-    return inline_fused(fuse(sink(graph)), lambda body: not fits_loop(body))
-
-
-def lower_passes(
-    graph: Graph, name: str, disable: Sequence[str] = (), keep: Keep | None = None
-) -> Lowered:
-    """route, fuse, pushdown, schedule, buffers: the graph and plan codegen renders."""
-    arena = uses_arena(graph)
-    steps: list[tuple[str, Callable[[Graph], Graph]]] = [
-        ("route", lambda g: route(g, library=arena)),
-        ("fuse", _fuse),
-        ("pushdown", push_down),
-        ("schedule", sink),
-    ]
-    for step, fn in steps:
-        if step in disable:
-            continue
-        graph = fn(graph)
-        if keep is not None:
-            keep(step, graph)
-    buffers = None
-    if uses_arena(graph):
-        buffers = assign_buffers(graph, share="buffers" not in disable)
-    return Lowered(name, graph, buffers)
 
 
 def grad_stages(traced: Graph, joint: Graph, opts: Options, keep: Keep | None = None) -> Stages:
@@ -259,7 +209,9 @@ def compile(
     `build=False`: stages only, nothing compiled) lower each stage on the backend."""
     mode, has_aux = transform.mode, transform.has_aux
     args, kwargs, leaves = signature.args, signature.kwargs, signature.leaves
-    tr = trace_tree(check_aux(fun, has_aux, mode), args, kwargs)
+    # memory="sqrt" also checkpoints the scans traced inside (compiler/trace/loops.py)
+    with loop_memory(options.memory):
+        tr = trace_tree(check_aux(fun, has_aux, mode), args, kwargs)
     if tr.captured:
         raise RuntimeError("internal: captured values outside a trace")
     g = tr.graph

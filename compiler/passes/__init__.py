@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # importing the pass modules registers them (the registry is filled at import, then read)
-from compiler.passes import batch, cse, dce, fold, fuse, simplify  # noqa: F401
+from compiler.passes import batch, cse, dce, fold, fuse, loops, simplify  # noqa: F401
 from compiler.passes.manager import (
     ALGEBRAIC_PASSES,
     DEFAULT_PASSES,

@@ -36,7 +36,10 @@ PASSES: dict[str, Pass] = {}
 # - fuse last: it groups the final elementwise chains into loop nests, and its `fused`
 #   nodes are opaque to the other passes. (The compile pipeline runs it later, after
 #   planning and routing: see PIPELINE.)
-ALGEBRAIC_PASSES: tuple[str, ...] = ("simplify", "fold", "batch", "cse", "dce")
+# - loops first: it merges each loop with the residual-storing twin its VJP rule emitted by
+#   comparing their bodies as emitted (before other passes make them differ), then runs
+#   these passes inside the bodies (compiler/passes/loops.py).
+ALGEBRAIC_PASSES: tuple[str, ...] = ("loops", "simplify", "fold", "batch", "cse", "dce")
 DEFAULT_PASSES: tuple[str, ...] = (*ALGEBRAIC_PASSES, "fuse")
 
 # Every pass of the compile pipeline, in order (`compiler.pipeline` runs them; each can be

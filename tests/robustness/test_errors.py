@@ -23,6 +23,7 @@ from compiler.ir import Builder, Graph, Node, TensorType, Value, VerifyError, pa
 from compiler.ir.graph import ShapeError
 from compiler.trace import TracerError
 from tests.distributed.error_cases import distributed_cases
+from tests.loops.error_cases import loop_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -794,6 +795,7 @@ CASES = (
     + _unusual_cases()
     + distributed_cases(Case)
 )
+CASES += loop_cases(Case)  # scan / while_loop (tests/loops/error_cases.py)
 
 # raise statements no user can reach (or that only guard gradc's own invariants), by
 # (file, fragment of the statement): reason
