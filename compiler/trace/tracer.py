@@ -50,6 +50,14 @@ class TraceContext:
         self.loc: str | None = None  # when set, nodes get this location (autodiff rules)
         self.captured: list[tuple[Tracer, Value]] = []  # (outer tracer, our input Value)
         self._captured_ids: dict[int, Value] = {}
+        # random draws (trace/draws.py), in program order: (Draw, its input Value or None)
+        self.draws: list[tuple[Any, Value | None]] = []
+
+    def draw_input(self, draw: Any) -> Value | None:
+        """A graph input that each call fills by making `draw` (None: an event, no value)."""
+        v = None if draw.type is None else self.builder.add_input(draw.type)
+        self.draws.append((draw, v))
+        return v
 
     def emit(self, op: str, inputs: Sequence[Value], attrs: dict | None = None) -> Value:
         return self.builder.add(op, inputs, attrs, loc=self.loc or user_location())
@@ -205,30 +213,39 @@ class Tracer:
     def __bool__(self):
         self._concrete("bool(x) (an `if`, `while`, `and`/`or` on an array)")
 
+    def _number(self, what: str):
+        raise TracerError(
+            f"{what} needs a concrete Python number, but this is a traced array {self.type} "
+            f"(at {user_location()}). Keep it an array: use np.exp/np.sqrt/np.log instead of "
+            "math.*, and leave 0-d arrays as they are instead of float(x) or x.item()."
+        )
+
     def __float__(self):
-        self._concrete("float(x)")
+        self._number("float(x) (or a math.* function such as math.exp)")
 
     def __int__(self):
-        self._concrete("int(x)")
+        self._number("int(x)")
 
     def __index__(self):
         self._concrete("using a traced array as a Python index")
 
     def __complex__(self):
-        self._concrete("complex(x)")
+        self._number("complex(x)")
 
     def item(self, *a):
-        self._concrete("x.item()")
+        self._number("x.item()")
 
     def tolist(self):
-        self._concrete("x.tolist()")
+        self._number("x.tolist()")
 
     def __array__(self, dtype=None, copy=None):
         raise TracerError(
             f"np.asarray / np.array (or another conversion to a concrete ndarray) was called on "
-            f"a traced array {self.type} (at {user_location()}); NumPy gives gradc no way to "
-            "intercept it. Pass the array through unchanged: it already behaves like an "
-            "ndarray inside the traced function."
+            f"a traced array {self.type} (at {user_location()}) by code that gradc does not "
+            "trace: a library function, or a method of an object built outside the traced "
+            "function (gradc traces the function, the functions it reaches through its "
+            "globals and closure, and nothing else). Pass the array through unchanged, or "
+            "call that code from a plain function."
         )
 
     # -- NumPy protocols ---------------------------------------------------------------------------

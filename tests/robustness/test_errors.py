@@ -9,6 +9,7 @@ fails on a `raise` that neither covers, so a new error needs a test (or a reason
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,18 @@ pytestmark = [
 F64, I64, BOOL = np.dtype("float64"), np.dtype("int64"), np.dtype("bool")
 X = np.array([1.0, 2.0, 3.0])
 M = np.arange(6.0).reshape(2, 3)
+_RNG = np.random.default_rng(0)  # a generator in the closure of traced functions
 PLAIN = np.zeros(3)  # a plain array captured by traced functions (np.zeros inside is traced)
+
+
+class _Outside:
+    """Built outside any traced function: its methods run with the real NumPy."""
+
+    def double(self, x):
+        return np.asarray(x) * 2.0
+
+
+_OUTSIDE = _Outside()
 
 
 @dataclass
@@ -480,10 +492,35 @@ def _trace_cases() -> list[Case]:
              _jit(lambda x: x if np.sum(x) > 0 else -x, X), TracerError,
              r"test_errors.py:\d+\). Python control flow cannot depend on traced values: use "
              r"np.where"),
-        Case(("compiler/trace/tracer.py", "no way to "),
-             _jit(lambda x: np.asarray(x) * 2.0, X), TracerError,
+        Case(("compiler/trace/tracer.py", "needs a concrete Python number"),
+             _jit(lambda x: math.exp(x[0]), X), TracerError,
+             r"float\(x\) \(or a math.\* function such as math.exp\) needs a concrete "
+             r"Python number, but this is a traced array f64\[\]"),
+        # creation.py: arrays built from traced values
+        Case(("compiler/trace/creation.py", "cannot build an array from"),
+             _jit(lambda x: np.array([x[0], None]), X), TracerError,
+             "np.array: cannot build an array from list of mixed items"),
+        Case(("compiler/trace/creation.py", 'raise ValueError(f"{op}: {exc}'),
+             _jit(lambda x: np.asarray([x, x[:2]]), X), ValueError,
+             r"np.asarray: setting an array element with a sequence.* \(at .*test_errors.py"),
+        # draws.py: random draws inside the function
+        Case(("compiler/trace/draws.py", "draws of dtype"),
+             _jit(lambda x: x * len(_RNG.choice(["a", "b"], 2)), X), NotImplementedError,
+             r"rng.choice: draws of dtype <U1 are not supported by gradc"),
+        Case(("compiler/trace/draws.py", "shuffles in place"),
+             _jit(lambda x: _RNG.shuffle(x), X), TracerError,
+             r"rng.shuffle shuffles in place.*use x = x\[rng.permutation\(len\(x\)\)\]"),
+        Case(("compiler/trace/draws.py", "with traced parameters cannot be"),
+             _jit(lambda x: _RNG.poisson(x), X), TracerError,
+             r"rng.poisson\(...\) with traced parameters cannot be reproduced by gradc \(at "
+             r".*test_errors.py:\d+\); draw the noise outside the function"),
+        Case(("compiler/trace/draws.py", "of a generator made inside"),
+             _jit(lambda x: x * np.random.default_rng().bit_generator, X), AttributeError,
+             "bit_generator of a generator made inside a traced function"),
+        Case(("compiler/trace/tracer.py", "by code that gradc does not"),
+             _jit(lambda x: _OUTSIDE.double(x), X), TracerError,
              r"np.asarray / np.array .* was called on a traced array f64\[3\] \(at "
-             r".*test_errors.py:\d+\)"),
+             r".*test_errors.py:\d+\) by code that gradc does not trace"),
         # entry.py
         Case(("compiler/trace/entry.py", "gradc does not support"),
              lambda: grad(lambda z: np.sum(z))(np.ones(2, dtype=complex)), TypeError,
@@ -711,6 +748,8 @@ INTERNAL = {
         "hashable static value)",
     ): "dead code: _leaf_key is no longer called (runtime.signature_key replaced it)",
     ("compiler/trace/ops.py", "internal: no traced operand"): "invariant of the dispatch",
+    ("compiler/trace/creation.py", "internal shape mismatch"): "invariant: NumPy's own shape",
+    ("compiler/trace/draws.py", "internal: a traced draw"): "invariant: only called by a view",
     (
         "compiler/trace/ops.py",
         "need at least one array to concatenate",
