@@ -1,6 +1,6 @@
 """The tracer: plain NumPy code in, IR graph out."""
 
-from compiler.trace import methods  # noqa: F401  (installs operators on Tracer)
+from compiler.trace import linalg_api, methods, scipy_api  # noqa: F401  (installs handlers)
 from compiler.trace.entry import ARRAY, FLOAT, STATIC, Traced, flatten, trace, trace_tree
 from compiler.trace.tracer import TraceContext, Tracer, TracerError
 

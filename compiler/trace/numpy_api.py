@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.special as sp
 
 from compiler.trace import indexing, ops
 from compiler.trace.tracer import TraceContext, Tracer, TracerError, user_location
@@ -39,7 +40,27 @@ UFUNCS: dict[np.ufunc, str] = {
     np.logical_and: "logical_and",
     np.logical_or: "logical_or",
     np.logical_not: "logical_not",
+    sp.expit: "expit",
+    sp.logit: "logit",
+    sp.erf: "erf",
+    sp.erfc: "erfc",
+    sp.erfinv: "erfinv",
+    sp.ndtr: "ndtr",
+    sp.log_ndtr: "log_ndtr",
+    sp.gammaln: "gammaln",
+    sp.xlogy: "xlogy",
+    sp.xlog1py: "xlog1py",
 }
+
+
+def ufunc_name(ufunc: np.ufunc) -> str:
+    """How the user spells a ufunc: `np.exp`, `scipy.special.expit`."""
+    if (
+        getattr(sp, ufunc.__name__, None) is ufunc
+        and getattr(np, ufunc.__name__, None) is not ufunc
+    ):
+        return f"scipy.special.{ufunc.__name__}"
+    return f"np.{ufunc.__name__}"
 
 
 def unsupported(name: str) -> NotImplementedError:
@@ -68,9 +89,13 @@ def apply_ufunc(ufunc: np.ufunc, *args: Any) -> Tracer:
         return ops.context_of(*args).lift(args[0])
     if ufunc is np.reciprocal:
         return ops.elementwise("divide", np.divide, 1.0, args[0])
+    if ufunc is sp.digamma:  # digamma is polygamma of order 0 (one record for the family)
+        x = ops.context_of(*args).lift(args[0])
+        x = ops.cast_to(x, ops.result_dtype(ufunc, args))
+        return ops.emit(x._ctx, "polygamma", [x], n=0)
     name = UFUNCS.get(ufunc)
     if name is None:
-        raise unsupported(f"np.{ufunc.__name__}")
+        raise unsupported(ufunc_name(ufunc))
     if name == "power" and not isinstance(args[1], Tracer) and np.ndim(args[1]) == 0:
         if float(args[1]) == 2.0:  # x**2 is exactly x*x
             # but promote first: int ** 2.0 and f32 ** np.float64(2) are float64 in NumPy
@@ -91,16 +116,16 @@ def handle_ufunc(
         indexing.add_at(x, idx, v)
         return None
     if method != "__call__":
-        raise unsupported(f"np.{ufunc.__name__}.{method}")
+        raise unsupported(f"{ufunc_name(ufunc)}.{method}")
     out = kwargs.pop("out", None)
     dtype = kwargs.pop("dtype", None)
     for k in ("casting", "order", "subok"):
         kwargs.pop(k, None)
     if kwargs.get("where", True) is not True:
-        raise unsupported(f"np.{ufunc.__name__}(where=...)")
+        raise unsupported(f"{ufunc_name(ufunc)}(where=...)")
     kwargs.pop("where", None)
     if kwargs:
-        raise unsupported(f"np.{ufunc.__name__} with {sorted(kwargs)}")
+        raise unsupported(f"{ufunc_name(ufunc)} with {sorted(kwargs)}")
     if dtype is not None:
         inputs = tuple(ops.cast_to(ctx.lift(a), dtype) for a in inputs)
     result = apply_ufunc(ufunc, *inputs)
