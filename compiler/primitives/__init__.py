@@ -2,6 +2,7 @@
 
 from compiler.primitives import (  # noqa: F401
     creation,
+    decomp,
     elementwise,
     index,
     lapack,

@@ -17,6 +17,9 @@ from compiler.trace.numpy_api import FUNCTIONS, unsupported
 from compiler.trace.tracer import Tracer, user_location
 
 SlogdetResult = collections.namedtuple("SlogdetResult", ["sign", "logabsdet"])
+EighResult = collections.namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+SVDResult = collections.namedtuple("SVDResult", ["U", "S", "Vh"])
+QRResult = collections.namedtuple("QRResult", ["Q", "R"])
 
 
 def _float(ctx, *xs: Any) -> list[Tracer]:
@@ -177,14 +180,105 @@ def _matrix_norm(x, ord, axes):
     if ord in (np.inf, -np.inf):
         s = np.sum(np.abs(x), axis=c)
         return (np.max if ord == np.inf else np.min)(s, axis=r - 1 if r > c else r)
-    raise NotImplementedError(
-        f"np.linalg.norm(ord={ord!r}) of a matrix needs singular values, which gradc does "
-        f"not differentiate yet (at {user_location()}); use ord='fro', 1 or np.inf"
-    )
+    if ord in (2, -2, "nuc"):
+        s = _svd(ops.context_of(x), ops.moveaxis_end(x, axes), compute_uv=False)
+        if ord == "nuc":
+            return np.sum(s, axis=-1)
+        return (np.max if ord == 2 else np.min)(s, axis=-1)
+    raise ValueError(f"np.linalg.norm: invalid norm order {ord!r} for matrices")
+
+
+def _rows(x: Tracer, start: int, count: int) -> Tracer:
+    return indexing.getitem(x, (..., slice(start, start + count), slice(None)))
+
+
+def _eigh(ctx, a, UPLO="L"):
+    (a,) = _float(ctx, a)
+    _square(a, "np.linalg.eigh")
+    if str(UPLO).upper() == "U":  # the upper triangle is the lower one of the transpose
+        a = _mT(a)
+    out = ops.emit(ctx, "eigh", [a])
+    n = a.shape[-1]
+    return EighResult(ops.reshape(_rows(out, 0, 1), a.shape[:-1]), _rows(out, 1, n))
+
+
+def _svd_parts(ctx, a):
+    out = ops.emit(ctx, "svd", [a])
+    m, n = a.shape[-2:]
+    u, s, v = _rows(out, 0, m), _rows(out, m, 1), _rows(out, m + 1, n)
+    return u, ops.reshape(s, s.shape[:-2] + (s.shape[-1],)), v
+
+
+def _svd(ctx, a, full_matrices=True, compute_uv=True, hermitian=False):
+    (a,) = _float(ctx, a)
+    if a.ndim < 2:
+        raise np.linalg.LinAlgError(f"np.linalg.svd: needs a (..., m, n) matrix, got {a.type}")
+    u, s, v = _svd_parts(ctx, a)
+    if not compute_uv:
+        return s
+    m, n = a.shape[-2:]
+    if full_matrices and m != n:
+        raise NotImplementedError(
+            f"np.linalg.svd(full_matrices=True) of a non-square {a.type} (at {user_location()}):"
+            " the extra singular vectors are not unique, so gradc has no gradient for them; "
+            "pass full_matrices=False"
+        )
+    return SVDResult(u, s, _mT(v))
+
+
+def _pinv_parts(ctx, a, rcond):
+    u, s, v = _svd_parts(ctx, a)
+    m, n = a.shape[-2:]
+    tol = np.finfo(a.dtype).eps * max(m, n) if rcond is None else float(rcond)
+    cut = np.max(s, axis=-1, keepdims=True) * tol
+    big = s > cut
+    inv = np.where(big, 1.0 / np.where(big, s, np.ones_like(s)), np.zeros_like(s))
+    return u, s, v, inv, big
+
+
+def _pinv(ctx, a, rcond=None, hermitian=False, *, rtol=None):
+    (a,) = _float(ctx, a)
+    u, _, v, inv, _ = _pinv_parts(ctx, a, rtol if rcond is None else rcond)
+    return (v * ops.expand_dims(inv, -2)) @ _mT(u)
+
+
+def _lstsq(ctx, a, b, rcond=None):
+    a, b = _float(ctx, a, b)
+    u, s, v, inv, big = _pinv_parts(ctx, a, rcond)
+    x = ((v * ops.expand_dims(inv, -2)) @ _mT(u)) @ b
+    m, n = a.shape
+    rank = np.sum(big.astype(np.int64))
+    if m > n:  # the full-rank shape: gradc cannot know the rank at trace time
+        r = b - a @ x
+        resid = np.sum(r * r, axis=0)
+        resid = ops.reshape(resid, (1,)) if b.ndim == 1 else resid
+    else:
+        resid = ops.full(ctx, (0,), 0, a.dtype)
+    return x, resid, rank, s
+
+
+def _qr(ctx, a, mode="reduced"):
+    (a,) = _float(ctx, a)
+    m, n = a.shape[-2:]
+    if m < n or mode not in ("reduced", "r", "complete") or (mode == "complete" and m != n):
+        raise NotImplementedError(
+            f"np.linalg.qr(mode={mode!r}) of {a.type} (at {user_location()}): gradc "
+            "differentiates the reduced QR of a matrix with m >= n; QR-factor the transpose "
+            "of a wide matrix"
+        )
+    out = ops.emit(ctx, "qr", [a])
+    q, r = _rows(out, 0, m), _rows(out, m, n)
+    return r if mode == "r" else QRResult(q, r)
 
 
 FUNCTIONS.update(
     {
+        np.linalg.eigh: _eigh,
+        np.linalg.eigvalsh: lambda ctx, a, UPLO="L": _eigh(ctx, a, UPLO).eigenvalues,
+        np.linalg.svd: _svd,
+        np.linalg.pinv: _pinv,
+        np.linalg.lstsq: _lstsq,
+        np.linalg.qr: _qr,
         np.linalg.solve: _solve,
         np.linalg.inv: _unary("inv", "np.linalg.inv"),
         np.linalg.slogdet: _slogdet,
