@@ -541,7 +541,8 @@ def _trace_cases() -> list[Case]:
              r"np.linalg.svd: needs a \(..., m, n\) matrix, got f64\[3\]"),
         Case(("compiler/trace/linalg_api.py", "full_matrices=True"),
              _jit(lambda m: np.linalg.svd(m), M), NotImplementedError,
-             r"np.linalg.svd\(full_matrices=True\) of a non-square f64\[2,3\].*full_matrices=False"),
+             r"np.linalg.svd\(full_matrices=True\) of a non-square f64\[2,3\]"
+             r".*full_matrices=False"),
         Case(("compiler/trace/linalg_api.py", "np.linalg.qr(mode="),
              _jit(lambda m: np.linalg.qr(m), M), NotImplementedError,
              r"np.linalg.qr\(mode='reduced'\) of f64\[2,3\].*QR-factor the transpose"),
