@@ -1,6 +1,11 @@
 """The tracer: plain NumPy code in, IR graph out."""
 
-from compiler.trace import linalg_api, methods, scipy_api  # noqa: F401  (installs handlers)
+from compiler.trace import (  # noqa: F401  (installs handlers)
+    contract_api,
+    linalg_api,
+    methods,
+    scipy_api,
+)
 from compiler.trace.entry import ARRAY, FLOAT, STATIC, Traced, flatten, trace, trace_tree
 from compiler.trace.tracer import TraceContext, Tracer, TracerError
 

@@ -85,10 +85,9 @@ Tracer.__setitem__ = lambda self, key, v: indexing.setitem(self, key, v)
 
 
 def _method(func):
-    handler = FUNCTIONS[func]
-
     def method(self, *args: Any, **kwargs: Any):
-        return handler(self._ctx, self, *args, **kwargs)
+        # looked up per call: modules imported later (contract_api) may refine a handler
+        return FUNCTIONS[func](self._ctx, self, *args, **kwargs)
 
     return method
 

@@ -150,16 +150,6 @@ def _zeros_like(ctx, a, dtype=None, fill=0.0, order="K", subok=True, shape=None,
     return ops.full(ctx, a.shape if shape is None else shape, fill, dtype or a.dtype)
 
 
-def _dot(ctx, a, b, out=None):
-    if out is not None:
-        raise unsupported("np.dot(out=...)")
-    if np.ndim(a) == 0 or np.ndim(b) == 0:
-        return ops.elementwise("multiply", np.multiply, a, b)
-    if np.ndim(a) > 2 or np.ndim(b) > 2:
-        raise unsupported("np.dot of arrays with more than 2 dimensions (use np.matmul / @)")
-    return ops.matmul(a, b, op="dot")
-
-
 def _reduce_fn(op):
     def fn(ctx, a, axis=None, dtype=None, out=None, keepdims=False, **kw):
         if out is not None:
@@ -250,7 +240,6 @@ FUNCTIONS: dict[Any, Any] = {
     np.clip: lambda ctx, a, a_min=None, a_max=None, out=None, **kw: ops.clip(
         a, kw.get("min", a_min), kw.get("max", a_max)
     ),
-    np.dot: _dot,
     np.zeros_like: _zeros_like,
     np.ones_like: lambda ctx, a, dtype=None, **kw: _zeros_like(ctx, a, dtype, 1.0),
     np.empty_like: _zeros_like,
