@@ -12,7 +12,6 @@ of the operands permuted (the matmul and transpose rules), without an einsum rec
 from __future__ import annotations
 
 import string
-from typing import Any
 
 import numpy as np
 
