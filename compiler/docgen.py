@@ -21,6 +21,7 @@ _KIND_TITLES = {
     Kind.SHAPE: "Shape and view ops",
     Kind.INDEX: "Indexing, scatter and concatenation",
     Kind.LINALG: "Linear algebra (library calls)",
+    Kind.SCAN: "Scans, products and sorting (NumPy calls from the driver)",
     Kind.CONST: "Constants",
 }
 

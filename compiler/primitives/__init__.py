@@ -8,6 +8,7 @@ from compiler.primitives import (  # noqa: F401
     lapack,
     linalg,
     reduce,
+    scan,
     shape,
     special,
 )

@@ -4,6 +4,7 @@ from compiler.trace import (  # noqa: F401  (installs handlers)
     contract_api,
     linalg_api,
     methods,
+    reduce_api,
     scipy_api,
 )
 from compiler.trace.entry import ARRAY, FLOAT, STATIC, Traced, flatten, trace, trace_tree

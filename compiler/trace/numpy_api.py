@@ -115,6 +115,12 @@ def handle_ufunc(
             raise TracerError("np.add.at into a plain array cannot take traced values")
         indexing.add_at(x, idx, v)
         return None
+    if method in ("reduce", "accumulate"):
+        from compiler.trace.reduce_api import ufunc_method
+
+        out = ufunc_method(ctx, ufunc, method, inputs, dict(kwargs))
+        if out is not None:
+            return out
     if method != "__call__":
         raise unsupported(f"{ufunc_name(ufunc)}.{method}")
     out = kwargs.pop("out", None)
@@ -154,13 +160,48 @@ def _reduce_fn(op):
     def fn(ctx, a, axis=None, dtype=None, out=None, keepdims=False, **kw):
         if out is not None:
             raise unsupported(f"np.{op}(out=...)")
-        if kw.get("where", True) is not True or kw.get("initial") is not None:
-            raise unsupported(f"np.{op} with where= or initial=")
+        where, initial = kw.get("where", True), kw.get("initial")
+        if where is not True or initial is not None:
+            return masked_reduce(ctx, op, a, axis, keepdims, dtype, where, initial)
         if op == "mean":
             return ops.mean(a, axis, keepdims, dtype)
         return ops.reduce(op, a, axis, keepdims, dtype)
 
     return fn
+
+
+def masked_reduce(ctx, op, a, axis, keepdims, dtype, where, initial):
+    """sum/mean/max/min with where= (a mask) and initial=: a where() before the reduction."""
+    a = ctx.lift(a)
+    if dtype is not None:
+        a = ops.cast_to(a, dtype)
+    mask = ops.broadcast_to(ctx.lift(where), a.shape) if where is not True else None
+    if op == "mean":
+        if initial is not None:
+            raise TypeError("mean() got an unexpected keyword argument 'initial'")
+        total = masked_reduce(ctx, "sum", a, axis, keepdims, None, where, None)
+        one = ops.cast_to(ctx.lift(mask), total.dtype) if mask is not None else None
+        count = (
+            ops.reduce("sum", one, axis, keepdims)
+            if one is not None
+            else ops.full(ctx, (), int(np.prod(a.shape)), total.dtype)
+        )
+        return total / count
+    if mask is not None:
+        if op != "sum" and initial is None:
+            raise ValueError(
+                f"reduction operation '{op}' does not have an identity, so to use a where mask "
+                f"one has to specify 'initial' (at {user_location()})"
+            )
+        fill = 0 if op == "sum" else initial
+        a = ops.where(mask, a, ctx.lift(np.asarray(fill, a.dtype)))
+    out = ops.reduce(op, a, axis, keepdims)
+    if initial is not None:
+        ufunc = {"sum": np.add, "max": np.maximum, "min": np.minimum}[op]
+        out = ops.elementwise(
+            {"sum": "add", "max": "maximum", "min": "minimum"}[op], ufunc, out, initial
+        )
+    return out
 
 
 def _reshape(ctx, a, *shape, newshape=None, shape_kw=None, order="C", **kw):
