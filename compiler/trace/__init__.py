@@ -6,6 +6,7 @@ from compiler.trace import (  # noqa: F401  (installs handlers)
     methods,
     reduce_api,
     scipy_api,
+    shape_api,
 )
 from compiler.trace.entry import ARRAY, FLOAT, STATIC, Traced, flatten, trace, trace_tree
 from compiler.trace.tracer import TraceContext, Tracer, TracerError
