@@ -7,6 +7,7 @@ from compiler.primitives import (  # noqa: F401
     index,
     lapack,
     linalg,
+    mathops,
     reduce,
     scan,
     shape,

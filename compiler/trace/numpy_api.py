@@ -40,6 +40,30 @@ UFUNCS: dict[np.ufunc, str] = {
     np.logical_and: "logical_and",
     np.logical_or: "logical_or",
     np.logical_not: "logical_not",
+    np.sinh: "sinh",
+    np.cosh: "cosh",
+    np.arcsin: "arcsin",
+    np.arccos: "arccos",
+    np.arctan: "arctan",
+    np.arcsinh: "arcsinh",
+    np.arccosh: "arccosh",
+    np.arctanh: "arctanh",
+    np.exp2: "exp2",
+    np.log2: "log2",
+    np.log10: "log10",
+    np.cbrt: "cbrt",
+    np.floor: "floor",
+    np.ceil: "ceil",
+    np.trunc: "trunc",
+    np.rint: "rint",
+    np.arctan2: "arctan2",
+    np.hypot: "hypot",
+    np.fmax: "fmax",
+    np.fmin: "fmin",
+    np.remainder: "remainder",
+    np.fmod: "fmod",
+    np.floor_divide: "floor_divide",
+    np.heaviside: "heaviside",
     sp.expit: "expit",
     sp.logit: "logit",
     sp.erf: "erf",
@@ -89,6 +113,11 @@ def apply_ufunc(ufunc: np.ufunc, *args: Any) -> Tracer:
         return ops.context_of(*args).lift(args[0])
     if ufunc is np.reciprocal:
         return ops.elementwise("divide", np.divide, 1.0, args[0])
+    if ufunc in (np.deg2rad, np.radians, np.rad2deg, np.degrees):
+        x = ops.context_of(*args).lift(args[0])
+        x = ops.cast_to(x, ops.result_dtype(ufunc, args))
+        factor = np.pi / 180.0 if ufunc in (np.deg2rad, np.radians) else 180.0 / np.pi
+        return ops.elementwise("multiply", np.multiply, x, factor)
     if ufunc is sp.digamma:  # digamma is polygamma of order 0 (one record for the family)
         x = ops.context_of(*args).lift(args[0])
         x = ops.cast_to(x, ops.result_dtype(ufunc, args))
@@ -204,6 +233,19 @@ def masked_reduce(ctx, op, a, axis, keepdims, dtype, where, initial):
     return out
 
 
+def _round(ctx, a, decimals, out):
+    if out is not None:
+        raise unsupported("np.round(out=...)")
+    a = ctx.lift(a)
+    if a.dtype.kind != "f":
+        if decimals < 0:
+            raise unsupported("np.round of integers with decimals < 0")
+        return Tracer(ctx, a.value)
+    if decimals == 0:
+        return ops.emit(ctx, "rint", [a])
+    return ops.emit(ctx, "round", [a], decimals=int(decimals))
+
+
 def _reshape(ctx, a, *shape, newshape=None, shape_kw=None, order="C", **kw):
     if order not in ("C", None):
         raise unsupported(f"reshape(order={order!r})")
@@ -296,6 +338,9 @@ FUNCTIONS: dict[Any, Any] = {
         ctx.lift(a).size if axis is None else ctx.lift(a).shape[axis]
     ),
     np.result_type: lambda ctx, *a: ops.common_dtype(a),
+    np.sinc: lambda ctx, x: ops.elementwise("sinc", np.sinc, x),
+    np.round: lambda ctx, a, decimals=0, out=None: _round(ctx, a, decimals, out),
+    np.around: lambda ctx, a, decimals=0, out=None: _round(ctx, a, decimals, out),
 }
 
 
