@@ -11,6 +11,7 @@ from compiler.primitives import (  # noqa: F401
     reduce,
     scan,
     shape,
+    sort,
     special,
 )
 from compiler.primitives.registry import OPS, Cost, Kind, OpDef, Sample, ScalarExpr, bind, register

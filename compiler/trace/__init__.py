@@ -7,6 +7,7 @@ from compiler.trace import (  # noqa: F401  (installs handlers)
     reduce_api,
     scipy_api,
     shape_api,
+    sort_api,
 )
 from compiler.trace.entry import ARRAY, FLOAT, STATIC, Traced, flatten, trace, trace_tree
 from compiler.trace.tracer import TraceContext, Tracer, TracerError
