@@ -13,6 +13,7 @@ from compiler.ir.graph import Graph
 from compiler.ir.types import TensorType
 from compiler.trace import draws
 from compiler.trace.creation import active_contexts, tracing
+from compiler.trace.masking import Masked, data_dependent
 from compiler.trace.namespace import View
 from compiler.trace.tracer import TraceContext, Tracer, TracerError
 
@@ -74,6 +75,8 @@ def trace_tree(fun: Callable, args: tuple, kwargs: dict | None = None) -> Traced
         for o in out_leaves:
             if isinstance(o, Tracer):
                 out_vals.append(ctx.lift(o).value)
+            elif isinstance(o, Masked):
+                raise data_dependent("returning x[mask]")
             elif isinstance(o, (np.ndarray, np.generic, float, int, bool)):
                 out_vals.append(ctx.lift(np.asarray(o)).value)
             else:
