@@ -621,7 +621,8 @@ def _trace_cases() -> list[Case]:
         # masking.py: traced boolean masks
         Case(("compiler/trace/entry.py", '"returning x[mask]"'),
              _jit(lambda x: x[x > 0], X), TracerError,
-             'returning x\\[mask\\]: x\\[mask\\] has a data-dependent shape.*np.where\\(mask, x, 0\\)'),
+             'returning x\\[mask\\]: x\\[mask\\] has a data-dependent shape.*'
+             'np.where\\(mask, x, 0\\)'),
         Case(("compiler/trace/indexing.py", 'together with other indices'),
              _jit(lambda m: m[m[:, 0] > 0, 1], M), TracerError,
              'a traced boolean mask together with other indices'),
