@@ -107,6 +107,12 @@ def _fn_name(func: Any) -> str:
 
 
 def apply_ufunc(ufunc: np.ufunc, *args: Any) -> Tracer:
+    if any(isinstance(a, (list, tuple)) for a in args):
+        # a Python list of traced values as an operand (`v @ [a, b]`): NumPy makes it an
+        # array, so gradc stacks it
+        from compiler.trace.creation import array_from, has_tracer
+
+        args = tuple(array_from(a, copy=False) if has_tracer(a) else a for a in args)
     if ufunc is np.matmul:
         return ops.matmul(*args)
     if ufunc is np.positive:

@@ -81,6 +81,12 @@ class TraceContext:
         if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
             dt = np.dtype(dtype) if dtype is not None else np.result_type(x)
             return Tracer(self, self.const(np.asarray(x, dtype=dt)), weak=True)
+        if isinstance(x, (list, tuple)) and _holds_tracer(x):
+            # a Python list of traced values where an array is expected: NumPy would make
+            # it an array, and so does gradc (a stack)
+            from compiler.trace.creation import array_from
+
+            return self.lift(array_from(x, dtype, copy=False, op="a list used as an array"))
         if isinstance(x, (np.ndarray, np.generic, list, tuple)):
             arr = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
             if arr.dtype == object:
@@ -258,6 +264,12 @@ class Tracer:
         from compiler.trace.numpy_api import handle_function
 
         return handle_function(self._ctx, func, args, kwargs)
+
+
+def _holds_tracer(x: Any) -> bool:
+    return any(
+        isinstance(i, Tracer) or (isinstance(i, (list, tuple)) and _holds_tracer(i)) for i in x
+    )
 
 
 def is_float_dtype(dt: np.dtype) -> bool:
