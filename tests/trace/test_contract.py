@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import grad, trace
-from compiler.interpret import interpret
-from tests.helpers import assert_tree_matches, fd_grad
+from compiler import trace
+from tests.helpers import check_value_and_grad
 
 R = np.random.default_rng(31)
 A, B, C = R.normal(size=(3, 4)), R.normal(size=(4, 5)), R.normal(size=(2, 3, 4))
@@ -36,21 +35,10 @@ EINSUM = [
 ]
 
 
-def _check(f, *args):
-    assert_tree_matches(interpret(trace(f, *args), *args), f(*args), rtol=1e-12)
-
-    def loss(*xs):
-        return np.sum(np.sin(f(*xs)))
-
-    gs = grad(loss, argnums=tuple(range(len(args))), backend="interpret")(*args)
-    for i, g in enumerate(gs):
-        np.testing.assert_allclose(g, fd_grad(loss, args, i), rtol=1e-6, atol=1e-8)
-
-
 @pytest.mark.parametrize("case", EINSUM, ids=[c[0] for c in EINSUM])
 def test_contract_einsum_matches_numpy_and_finite_differences(case):
     sub, *args = case
-    _check(lambda *xs: np.einsum(sub, *xs), *args)
+    check_value_and_grad(lambda *xs: np.einsum(sub, *xs), *args)
 
 
 def test_contract_einsum_lowers_to_matmul():
@@ -75,4 +63,4 @@ def test_contract_einsum_lowers_to_matmul():
     ],
 )
 def test_contract_functions_match_numpy_and_finite_differences(f, args):
-    _check(f, *args)
+    check_value_and_grad(f, *args)
