@@ -75,10 +75,11 @@ class Masked:
 
     __array_priority__ = 2000
 
-    def __init__(self, data: Tracer, mask: Tracer, key: Any) -> None:
+    def __init__(self, data: Tracer, mask: Tracer, key: Any, k: int) -> None:
         self.data = data
         self.mask = mask  # broadcast to data's shape
         self.key = key  # the mask's own Value: x[m] and y[m] select the same elements
+        self.k = k  # the mask covers data's first k axes; x[mask] has 1 + ndim - k axes
 
     def _same(self, other: Masked) -> bool:
         return same_mask(self.data._ctx, other.key, self.key)
@@ -97,7 +98,7 @@ class Masked:
                 raise data_dependent("combining x[mask] with a full array")
             else:
                 args.append(a)
-        return Masked(ufunc(*args), self.mask, self.key)
+        return Masked(ufunc(*args), self.mask, self.key, self.k)
 
     def __array_function__(self, func, types, args, kwargs):
         name = getattr(func, "__name__", str(func))
@@ -114,21 +115,29 @@ class Masked:
         keepdims: bool = False,
         **kw: Any,
     ) -> Tracer:
-        if axis is not None or keepdims or out is not None or kw:
-            raise data_dependent(f"np.{op}(x[mask], axis=...) (only the total reduces)")
+        nd = 1 + self.data.ndim - self.k  # the rank of x[mask]
+        if isinstance(axis, tuple) and len(axis) == 1:
+            axis = axis[0]
+        if out is not None or kw or (axis is not None and axis not in (0, -nd)):
+            raise data_dependent(f"np.{op}(x[mask], axis=...) (only the total and axis=0 reduce)")
         x = self.data if dtype is None else ops.cast_to(self.data, dtype)
         fill = {"sum": 0, "mean": 0, "prod": 1, "max": -np.inf, "min": np.inf}[op]
         if x.dtype.kind != "f" and op in ("max", "min"):
             info = np.iinfo(x.dtype) if x.dtype.kind in "iu" else None
             fill = (info.min if op == "max" else info.max) if info else (op == "min")
         filled = ops.where(self.mask, x, x._ctx.lift(np.asarray(fill, x.dtype)))
+        axes = None if axis is None else tuple(range(self.k))  # axis 0 of x[mask]
         if op == "prod":
-            return np.prod(filled)
-        if op == "mean":
-            total = ops.reduce("sum", filled)
-            count = ops.reduce("sum", ops.cast_to(self.mask, total.dtype))
-            return total / count
-        return ops.reduce(op, filled)
+            out = np.prod(filled, axis=axes)
+        elif op == "mean":
+            total = ops.reduce("sum", filled, axes)
+            count = ops.reduce("sum", ops.cast_to(self.mask, total.dtype), axes)
+            out = total / count
+        else:
+            out = ops.reduce(op, filled, axes)
+        if keepdims:
+            out = ops.reshape(out, (1,) * nd if axis is None else (1,) + out.shape)
+        return out
 
     def sum(self, *a, **k):
         return self._reduce("sum", *a, **k)
@@ -219,7 +228,7 @@ def same_mask(ctx: Any, a: Any, b: Any, depth: int = 6) -> bool:
 
 
 def getitem(x: Tracer, mask: Tracer) -> Masked:
-    return Masked(x, _full_mask(x, mask), mask.value)
+    return Masked(x, _full_mask(x, mask), mask.value, mask.ndim)
 
 
 def setitem(x: Tracer, mask: Tracer, v: Any) -> None:

@@ -180,6 +180,16 @@ class _Globals(dict):
     def __missing__(self, name: str) -> Any:
         return self._view.of(self._real[name])  # KeyError: Python then tries builtins
 
+    # `globals().get(...)` and `in globals()` see the module's names too
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or name in self._real
+
 
 class View:
     """One trace's view of the user's world: traced modules, functions and generators."""
@@ -193,7 +203,8 @@ class View:
         self.builtins["__import__"] = self._import
 
     def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
-        return self.of(builtins.__import__(name, globals, locals, fromlist, level))
+        real = globals._real if isinstance(globals, _Globals) else globals  # relative imports
+        return self.of(builtins.__import__(name, real, locals, fromlist, level))
 
     def close(self) -> None:
         """Copy global variables the traced code assigned back into their modules."""

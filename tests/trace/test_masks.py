@@ -11,6 +11,8 @@ from tests.helpers import check_value_and_grad
 
 A = np.random.default_rng(81).normal(size=(3, 4))
 COLS, ROWS = A[0] > 0, np.array([True, False, True])
+# halfway between the two smallest values of column 0: the mask drops one row, robustly
+THR = float(np.mean(np.sort(A[:, 0])[:2]))
 
 
 def _clip_high(a):
@@ -46,6 +48,10 @@ CASES = {
     "max": lambda a: np.max(a[a < 0.3]),
     "methods": lambda a: a[a > 0].sum() + a[a > 0].min() + (a[a > 0] * 2).prod(),
     "row_mask": lambda a: np.sum(a[a[:, 0] > -5]),
+    "row_mask_axis0": lambda a: np.mean(a[a[:, 0] > THR], axis=0) + a[a[:, 0] > THR].max(0),
+    "keepdims": lambda a: (
+        np.sum(a[a > 0] * 2, keepdims=True) + a[a[:, 0] > -5].min(0, keepdims=True)
+    ),
     "assign_scalar": _clip_high,
     "add_assign": _scale_negatives,
     "named_mask": _named_mask,
@@ -80,7 +86,7 @@ def _bad_len(a):
         (lambda a: a[a > 0] + a, "combining x[mask] with a full array"),
         (_bad_len, "len(x[mask])"),
         (lambda a: np.sort(a[a > 0]), "np.sort(x[mask])"),
-        (lambda a: np.sum(a[a > 0], axis=0), "axis=..."),
+        (lambda a: np.sum(a[a[:, 0] > 0], axis=1), "axis=..."),
         (lambda a: a[a > 0] * a[a < 0], "y[other_mask]"),
         (lambda a: a[a > 0][0], "indexing x[mask]"),
     ],
