@@ -1020,8 +1020,9 @@ def test_errors_cases_name_real_raise_sites():
 
 
 def test_errors_user_exceptions_propagate_and_leave_nothing_behind():
-    """An exception from the user's function reaches the caller unchanged; NumPy's patched
-    creation functions are restored; nothing half-built is cached; later calls work."""
+    """An exception from the user's function reaches the caller unchanged; NumPy's creation
+    functions are untouched (tracing patches nothing); nothing half-built is cached; later
+    calls work."""
     originals = (np.zeros, np.ones, np.empty, np.full, np.eye)
 
     class Stop(Exception):

@@ -140,3 +140,13 @@ def test_namespace_static_function_argument_is_traced_too():
 
     check_trace(apply, X, _helper)
     check_trace(apply, X, np.tanh)
+
+
+def _reads_globals_dict(x):
+    g = globals()
+    assert "_COUNTER" in g and g.get("_COUNTER") == _COUNTER and g.get("_nope", 3) == 3
+    return g.get("np").zeros(3) + x  # the traced namespace, through the dict too
+
+
+def test_namespace_globals_dict_reads_see_the_module():
+    check_trace(_reads_globals_dict, X)
