@@ -25,7 +25,12 @@ from compiler.primitives.registry import (
     fail,
     register,
 )
-from compiler.primitives.special import _float_binary, _float_unary, binary_samples, unary_samples
+from compiler.primitives.special import (
+    _float_unary,
+    binary_samples,
+    register_binary,
+    unary_samples,
+)
 
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
 
@@ -199,27 +204,17 @@ register(
 
 
 def _binop(name, impl, dx, dy, tmpl, samples, doc, differentiable=True, rule=None):
-    def vjp(ct, x, y, *, out):
-        return (ct * dx(x, y, out), ct * dy(x, y, out))
-
-    def jvp(t, x, y, *, out):
-        terms = [a * d(x, y, out) for a, d in zip(t, (dx, dy)) if a is not None]
-        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
-
-    register(
-        OpDef(
-            name=name,
-            shape_rule=rule or _float_binary(name),
-            impl=impl,
-            vjp=vjp if differentiable else None,
-            jvp=jvp if differentiable else None,
-            codegen=ScalarExpr(tmpl),
-            kind=Kind.ELEMENTWISE,
-            cost=Cost.CHEAP,
-            samples=samples,
-            grad_doc=doc,
-            differentiable=differentiable,
-        )
+    register_binary(
+        name,
+        impl,
+        dx,
+        dy,
+        tmpl,
+        samples,
+        doc,
+        cost=Cost.CHEAP,
+        differentiable=differentiable,
+        rule=rule,
     )
 
 

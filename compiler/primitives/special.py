@@ -203,49 +203,61 @@ register(
 )
 
 
-def _binop(name, impl, vjp, jvp, tmpl, samples, doc):
+def register_binary(
+    name,
+    impl,
+    dx,
+    dy,
+    tmpl,
+    samples,
+    doc,
+    *,
+    cost=Cost.TRANSCENDENTAL,
+    differentiable=True,
+    rule=None,
+):
+    """Register a broadcasting binary op from its partial derivatives `dx(x, y, out)` and
+    `dy(x, y, out)` (factors of the cotangent/tangent)."""
+
+    def vjp(ct, x, y, *, out):
+        return (ct * dx(x, y, out), ct * dy(x, y, out))
+
+    def jvp(t, x, y, *, out):
+        terms = [a * d(x, y, out) for a, d in zip(t, (dx, dy)) if a is not None]
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
     register(
         OpDef(
             name=name,
-            shape_rule=_float_binary(name),
+            shape_rule=rule or _float_binary(name),
             impl=impl,
-            vjp=vjp,
-            jvp=jvp,
+            vjp=vjp if differentiable else None,
+            jvp=jvp if differentiable else None,
             codegen=ScalarExpr(tmpl),
             kind=Kind.ELEMENTWISE,
-            cost=Cost.TRANSCENDENTAL,
+            cost=cost,
             samples=samples,
             grad_doc=doc,
+            differentiable=differentiable,
         )
     )
 
 
-def _sum_terms(a, b):
-    if a is None:
-        return b
-    return a if b is None else a + b
-
-
 # xlogy(x, y) = x log y (0 where x = 0): d/dx = log y, d/dy = x / y
-_binop(
+register_binary(
     "xlogy",
     _ref(sp.xlogy),
-    lambda ct, x, y, *, out: (ct * np.log(y), ct * x / y),
-    lambda t, x, y, *, out: _sum_terms(
-        None if t[0] is None else t[0] * np.log(y), None if t[1] is None else t[1] * x / y
-    ),
+    lambda x, y, out: np.log(y),
+    lambda x, y, out: x / y,
     "({T}(0) if {0} == {T}(0) and {1} == {1} else {0} * math.log({1}))",
     binary_samples(-2, 2, 0.3, 2.5),
     "ct * log(y), ct * x / y",
 )
-_binop(
+register_binary(
     "xlog1py",
     _ref(sp.xlog1py),
-    lambda ct, x, y, *, out: (ct * np.log1p(y), ct * x / (1.0 + y)),
-    lambda t, x, y, *, out: _sum_terms(
-        None if t[0] is None else t[0] * np.log1p(y),
-        None if t[1] is None else t[1] * x / (1.0 + y),
-    ),
+    lambda x, y, out: np.log1p(y),
+    lambda x, y, out: x / (1.0 + y),
     "({T}(0) if {0} == {T}(0) and {1} == {1} else {0} * math.log1p({1}))",
     binary_samples(-2, 2, -0.5, 2.0),
     "ct * log1p(y), ct * x / (1 + y)",
