@@ -16,6 +16,8 @@ gives NumPy's numbers and a reparameterised gradient. Other draws with traced pa
 from __future__ import annotations
 
 import functools
+import threading
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,4 +188,87 @@ def view(v: Any) -> Any:
         return getattr(view(owner), name)
     if v is np.random.default_rng:
         return _default_rng
+    if v is np.random.seed:  # a module function that reseeds the global RandomState
+        return functools.partial(_seed, Source(obj=np.random.mtrand._rand))
     return None
+
+
+def _referenced(f: types.FunctionType) -> list:
+    """What a function reads through its closure and its globals."""
+    out = []
+    for cell in f.__closure__ or ():
+        try:
+            out.append(cell.cell_contents)
+        except ValueError:
+            pass
+    g = f.__globals__
+    out.extend(g[n] for n in f.__code__.co_names if n in g)
+    return out
+
+
+def _reachable_generators(roots: list, limit: int = 512) -> list:
+    """Generators reachable from `roots` through functions' closures and globals and
+    objects' attributes, a few levels deep (`loss -> model -> model.rng`); plus NumPy's
+    global RandomState when this is the only thread (another thread may draw from it
+    meanwhile, which must not fail this trace)."""
+    found: dict[int, Any] = {}
+    if threading.active_count() == 1:
+        found[id(np.random.mtrand._rand)] = np.random.mtrand._rand
+    seen: set[int] = set()
+    level = list(roots)
+    for _ in range(5):
+        nxt: list = []
+        for obj in level:
+            if obj is None or id(obj) in seen or len(seen) > limit:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, _GENERATORS):
+                found[id(obj)] = obj
+            elif isinstance(obj, types.FunctionType):
+                nxt.extend(_referenced(obj))
+            elif isinstance(obj, types.MethodType):
+                nxt.extend([obj.__func__, obj.__self__])
+            elif isinstance(obj, (list, tuple)):
+                nxt.extend(obj[:32])
+            elif isinstance(obj, dict):
+                nxt.extend(list(obj.values())[:32])
+            elif not isinstance(obj, (types.ModuleType, type, np.ndarray, np.generic)):
+                attrs = getattr(obj, "__dict__", None)
+                if isinstance(attrs, dict):
+                    nxt.extend(list(attrs.values())[:64])
+        level = nxt
+    return list(found.values())
+
+
+def _state(gen: Any) -> Any:
+    if isinstance(gen, np.random.RandomState):
+        return gen.get_state(legacy=False)["state"]["key"].tobytes() + bytes(
+            str(gen.get_state(legacy=False)["state"]["pos"]), "ascii"
+        )
+    return repr(gen.bit_generator.state)
+
+
+class FreezeGuard:
+    """Catches draws made during a trace by code the traced view does not reach (a method of
+    an object holding a generator, a library calling `np.random.*`): their numbers would be
+    frozen into the compiled function, so the trace fails instead."""
+
+    def __init__(self, fun: Any, leaves: list) -> None:
+        roots = [fun, *leaves]
+        self._gens = [(gen, _state(gen)) for gen in _reachable_generators(roots)]
+
+    def check(self) -> None:
+        for gen, before in self._gens:
+            if _state(gen) != before:
+                what = (
+                    "np.random's global generator"
+                    if gen is np.random.mtrand._rand
+                    else f"the generator {gen!r}"
+                )
+                raise TracerError(
+                    f"{what} drew numbers while the function was traced, in code gradc does "
+                    "not trace (a method of an object, or a library function); those numbers "
+                    "would be frozen into the compiled function. Draw from the generator in "
+                    "the traced function itself (or a plain helper it calls), or draw outside "
+                    "and pass the noise in as an argument"
+                )

@@ -65,11 +65,13 @@ def trace_tree(fun: Callable, args: tuple, kwargs: dict | None = None) -> Traced
             t = TensorType(np.shape(leaf), np.asarray(leaf).dtype)
         boxed.append(Tracer(ctx, ctx.builder.add_input(t), weak=kind == FLOAT))
     a, kw = optree.tree_unflatten(in_tree, boxed)
+    guard = draws.FreezeGuard(fun, leaves)
     with tracing(ctx):
         try:
             out = view.entry(fun)(*a, **kw)
         finally:
             view.close()
+        guard.check()
         out_leaves, out_tree = flatten(out)
         out_vals = []
         for o in out_leaves:

@@ -40,8 +40,14 @@ PLAIN = np.zeros(3)  # a plain array captured by traced functions (np.zeros insi
 class _Outside:
     """Built outside any traced function: its methods run with the real NumPy."""
 
+    def __init__(self):
+        self.rng = np.random.default_rng(1)
+
     def double(self, x):
         return np.asarray(x) * 2.0
+
+    def noisy(self, x):
+        return x + self.rng.normal(size=3)
 
 
 _OUTSIDE = _Outside()
@@ -505,6 +511,10 @@ def _trace_cases() -> list[Case]:
              _jit(lambda x: np.asarray([x, x[:2]]), X), ValueError,
              r"np.asarray: setting an array element with a sequence.* \(at .*test_errors.py"),
         # draws.py: random draws inside the function
+        Case(("compiler/trace/draws.py", "drew numbers while the function was traced"),
+             _jit(lambda x: _OUTSIDE.noisy(x), X), TracerError,
+             r"the generator Generator\(PCG64\) at 0x\w+ drew numbers while the function "
+             r"was traced.*draw outside and pass the noise in"),
         Case(("compiler/trace/draws.py", "draws of dtype"),
              _jit(lambda x: x * len(_RNG.choice(["a", "b"], 2)), X), NotImplementedError,
              r"rng.choice: draws of dtype <U1 are not supported by gradc"),

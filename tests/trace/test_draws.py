@@ -72,7 +72,8 @@ def _legacy_unseeded(x):
 
 def test_draws_legacy_np_random_functions_and_seed_are_replayed():
     f = jit(_legacy, backend="interpret")
-    np.testing.assert_allclose(f(X), _legacy(X), rtol=1e-12)
+    want = _legacy(X)
+    np.testing.assert_allclose([f(X), f(X)], [want, want], rtol=1e-12)  # seed replayed
     np.random.seed(7)
     want = [_legacy_unseeded(X) for _ in range(2)]
     np.random.seed(7)
@@ -127,3 +128,28 @@ def test_draws_that_cannot_be_reproduced_name_the_call_and_the_fix():
         trace(lambda x: rng.gamma(np.exp(x)), X)
     with pytest.raises(TracerError, match="rng.permutation"):
         trace(lambda x: rng.shuffle(x), X)
+
+
+class _Model:
+    """Holds a generator; its methods run outside the traced view."""
+
+    def __init__(self):
+        self.rng = np.random.default_rng(0)
+
+    def noisy(self, x):
+        return x + self.rng.normal(size=x.shape)
+
+    def legacy(self, x):
+        return x * np.random.rand(*x.shape)
+
+
+_MODEL = _Model()
+
+
+def test_draws_outside_the_traced_view_fail_instead_of_freezing():
+    before = _MODEL.rng.bit_generator.state
+    with pytest.raises(TracerError, match="drew numbers while the function was traced"):
+        grad(lambda x: np.sum(_MODEL.noisy(x) ** 2), backend="interpret")(X)
+    assert _MODEL.rng.bit_generator.state != before  # the method did draw (at trace time)
+    with pytest.raises(TracerError, match="np.random's global generator drew numbers"):
+        trace(lambda x: np.sum(_MODEL.legacy(x)), X)
