@@ -233,7 +233,10 @@ def _reachable_generators(roots: list, limit: int = 512) -> list:
             elif isinstance(obj, dict):
                 nxt.extend(list(obj.values())[:32])
             elif not isinstance(obj, (types.ModuleType, type, np.ndarray, np.generic)):
-                attrs = getattr(obj, "__dict__", None)
+                try:  # a plain attribute dict; anything exotic (proxies) is skipped
+                    attrs = object.__getattribute__(obj, "__dict__")
+                except Exception:
+                    continue
                 if isinstance(attrs, dict):
                     nxt.extend(list(attrs.values())[:64])
         level = nxt
