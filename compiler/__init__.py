@@ -6,6 +6,18 @@ from compiler.interpret import interpret
 from compiler.ir import Graph, verify
 from compiler.logging_setup import configure_from_env
 from compiler.trace import TracerError, trace
+from compiler.transforms import (
+    custom_jvp,
+    custom_vjp,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    linearize,
+    stop_gradient,
+)
 
 __version__ = "0.1.0"
 
@@ -16,9 +28,19 @@ __all__ = [
     "TracerError",
     "__version__",
     "checkpoint",
+    "custom_jvp",
+    "custom_vjp",
     "grad",
+    "hessian",
+    "hvp",
     "interpret",
+    "jacfwd",
+    "jacobian",
+    "jacrev",
     "jit",
+    "jvp",
+    "linearize",
+    "stop_gradient",
     "trace",
     "value_and_grad",
     "verify",

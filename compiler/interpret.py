@@ -17,7 +17,7 @@ from compiler.trace.draws import sample
 
 
 def run_node(n: Node, args: Sequence[np.ndarray]) -> list[np.ndarray]:
-    if n.op == "fused":
+    if n.op in ("fused", "custom"):  # a sub-graph: a fusion group or a custom-rule call
         return run_graph(n.attrs["body"], args)
     attrs = n.attrs
     with np.errstate(all="ignore"):

@@ -19,6 +19,7 @@ LAYERS = [
     ("compiler.codegen",),
     ("compiler.pipeline",),
     ("compiler.api",),
+    ("compiler.transforms",),
     ("compiler.cli", "compiler.examples", "compiler.docgen", "compiler.__main__"),
 ]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from compiler.autodiff.custom import rule_of
 from compiler.autodiff.vjp import _depends, _or_zeros, replay_node
 from compiler.ir.graph import Graph, Value
-from compiler.primitives import OPS
 from compiler.trace import ops
 from compiler.trace.creation import active_contexts, tracing
 from compiler.trace.tracer import TraceContext, Tracer
@@ -55,7 +55,7 @@ def jvp_graph(graph: Graph, wrt: Sequence[int]) -> Graph:
             ctx.loc = n.loc
             rule_in = [env[v] for v in n.inputs]
             t_in = [tans.get(v) for v in n.inputs]
-            t_out = OPS[n.op].jvp(t_in, *rule_in, out=env[n.out], **n.attrs)
+            t_out = rule_of(n).jvp(t_in, *rule_in, out=env[n.out], **n.attrs)
             tans[n.out] = _fit(ctx.lift(t_out), n.out)
             ctx.loc = None
         out_tans = [_or_zeros(ctx, tans.get(v), v).value for v in graph.outputs]

@@ -90,7 +90,8 @@ def trace_tree(fun: Callable, args: tuple, kwargs: dict | None = None) -> Traced
     drawn = [v for _, v in ctx.draws if v is not None]
     taken = set(drawn)
     ctx.builder.inputs = [v for v in ctx.builder.inputs if v not in taken] + drawn
-    graph = ctx.builder.build(out_vals, meta={"out_tree": out_tree})
+    meta = {"out_tree": out_tree, **({"notes": tuple(ctx.notes)} if ctx.notes else {})}
+    graph = ctx.builder.build(out_vals, meta=meta)
     return Traced(
         graph, kinds, in_tree, out_tree, [t for t, _ in ctx.captured], [d for d, _ in ctx.draws]
     )

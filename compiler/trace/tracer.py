@@ -49,6 +49,7 @@ class TraceContext:
         self.builder = Builder()
         self.loc: str | None = None  # when set, nodes get this location (autodiff rules)
         self.captured: list[tuple[Tracer, Value]] = []  # (outer tracer, our input Value)
+        self.notes: list[str] = []  # choices made while tracing (jacobian's mode), for dumps
         self._captured_ids: dict[int, Value] = {}
         # random draws (trace/draws.py), in program order: (Draw, its input Value or None)
         self.draws: list[tuple[Any, Value | None]] = []

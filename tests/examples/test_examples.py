@@ -27,7 +27,13 @@ def _run(tmp_path, name: str) -> str:
 
 
 def test_examples_all_scripts_are_tested():
-    assert set(SCRIPTS) == {"seed_walkthrough.py", "mlp_sgd.py", "logreg_scipy.py"}
+    assert set(SCRIPTS) == {
+        "seed_walkthrough.py",
+        "mlp_sgd.py",
+        "logreg_scipy.py",
+        "newton_hessian.py",
+        "trust_ncg_scipy.py",
+    }
 
 
 def test_examples_seed_walkthrough(tmp_path):
@@ -52,6 +58,26 @@ def test_examples_logreg_scipy_converges(tmp_path):
     assert float(re.search(r"training accuracy ([0-9.]+)", out).group(1)) > 0.8
     diff = float(re.search(r"hand-written gradient: max abs diff ([0-9.e+-]+)", out).group(1))
     assert diff < 1e-10
+
+
+def test_examples_newton_hessian_converges_quadratically(tmp_path):
+    out = _run(tmp_path, "newton_hessian.py")
+    diff = float(re.search(r"finite differences of grad: max abs diff ([0-9.e+-]+)", out).group(1))
+    assert diff < 1e-6
+    norms = [float(x) for x in re.findall(r"\|grad\| ([0-9.e+-]+)", out)]
+    assert "converged: True" in out and norms[-1] < 1e-12
+    # quadratic convergence: once small, each gradient norm is about the square of the last
+    tail = [n for n in norms if n < 1e-1]
+    assert any(b < 10 * a * a for a, b in zip(tail, tail[1:]))
+
+
+def test_examples_trust_ncg_scipy_uses_hvp_and_converges(tmp_path):
+    out = _run(tmp_path, "trust_ncg_scipy.py")
+    assert "converged: True" in out
+    assert float(re.search(r"true minimum ([0-9.e+-]+)", out).group(1)) < 1e-6
+    for what in ("rosen_der", "rosen_hess_prod"):
+        diff = float(re.search(what + r": max abs diff ([0-9.e+-]+)", out).group(1))
+        assert diff < 1e-8, what
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -153,3 +153,21 @@ def test_draws_outside_the_traced_view_fail_instead_of_freezing():
     assert _MODEL.rng.bit_generator.state != before  # the method did draw (at trace time)
     with pytest.raises(TracerError, match="np.random's global generator drew numbers"):
         trace(lambda x: np.sum(_MODEL.legacy(x)), X)
+
+
+def test_draws_inside_forward_mode_and_nested_transforms():
+    from compiler import hessian, jvp
+
+    rng, ref = np.random.default_rng(12), np.random.default_rng(12)
+
+    def f(x):
+        return np.sum(np.sin(x) * rng.standard_normal(4))
+
+    v = np.ones(4)
+    for _ in range(2):
+        out, tangent = jvp(f, (X,), (v,), backend="interpret")
+        n = ref.standard_normal(4)
+        np.testing.assert_allclose(out, np.sum(np.sin(X) * n), rtol=1e-12)
+        np.testing.assert_allclose(tangent, np.sum(np.cos(X) * n), rtol=1e-12)
+    h = hessian(f, backend="interpret")(X)
+    np.testing.assert_allclose(h, np.diag(-np.sin(X) * ref.standard_normal(4)), atol=1e-12)
