@@ -114,6 +114,14 @@ class _Transform:
         self._lock = threading.Lock()
         functools.update_wrapper(self, fun, updated=())
 
+    def __reduce__(self) -> tuple:
+        # A transform pickles as the user's function plus its options; compiled code and the
+        # lock stay behind, and the receiving process (a Dask worker) rebuilds them, from the
+        # disk cache when it shares one. See compiler/distributed.
+        argnums = self.argnums[0] if self.single else self.argnums
+        options = (self.has_aux, self.backend, self.disable, self.memory, self.memory_budget)
+        return (_Transform, (self.fun, self.mode, argnums, *options))
+
     # -- the call fast path -------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _tracing():  # inside another trace: become part of it

@@ -20,7 +20,13 @@ LAYERS = [
     ("compiler.pipeline",),
     ("compiler.api",),
     ("compiler.transforms",),
-    ("compiler.cli", "compiler.examples", "compiler.docgen", "compiler.__main__"),
+    (
+        "compiler.cli",
+        "compiler.examples",
+        "compiler.docgen",
+        "compiler.__main__",
+        "compiler.distributed",
+    ),
 ]
 
 

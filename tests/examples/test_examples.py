@@ -13,11 +13,11 @@ from tests.cli.util import ROOT, subprocess_env
 SCRIPTS = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
 
 
-def _run(tmp_path, name: str) -> str:
+def _run(tmp_path, name: str, *args: str, **env: str) -> str:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
+        [sys.executable, str(ROOT / "examples" / name), *args],
         cwd=tmp_path,
-        env=subprocess_env(tmp_path),
+        env=subprocess_env(tmp_path, **env),
         capture_output=True,
         text=True,
         timeout=600,
@@ -31,6 +31,7 @@ def test_examples_all_scripts_are_tested():
         "seed_walkthrough.py",
         "mlp_sgd.py",
         "logreg_scipy.py",
+        "logreg_dask.py",
         "newton_hessian.py",
         "trust_ncg_scipy.py",
     }
@@ -58,6 +59,20 @@ def test_examples_logreg_scipy_converges(tmp_path):
     assert float(re.search(r"training accuracy ([0-9.]+)", out).group(1)) > 0.8
     diff = float(re.search(r"hand-written gradient: max abs diff ([0-9.e+-]+)", out).group(1))
     assert diff < 1e-10
+
+
+def test_examples_logreg_dask_matches_single_machine(tmp_path):
+    # CI runs a small version on the interpreter backend, so that three processes (client and
+    # two workers) do not each compile with Numba: tests/distributed covers compiled workers.
+    # `python examples/logreg_dask.py` fits 2 million rows.
+    args = ("--rows", "12000", "--chunk-rows", "5000")
+    out = _run(tmp_path, "logreg_dask.py", *args, GRADC_BACKEND="interpret")
+    assert "in 3 chunks, 2 workers" in out  # 5000, 5000, 2000: a ragged last chunk
+    assert "fits match: True" in out
+    diff = float(re.search(r"single-machine fit: max abs diff ([0-9.e+-]+)", out).group(1))
+    assert diff < 1e-6
+    assert float(re.search(r"gradient norm at the dask optimum ([0-9.e+-]+)", out).group(1)) < 1e-6
+    assert float(re.search(r"training accuracy ([0-9.]+)", out).group(1)) > 0.8
 
 
 def test_examples_newton_hessian_converges_quadratically(tmp_path):

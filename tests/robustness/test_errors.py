@@ -24,6 +24,7 @@ from compiler import checkpoint, grad, interpret, jit, trace, value_and_grad, vj
 from compiler.ir import Builder, Graph, Node, TensorType, Value, VerifyError, parse_type, verify
 from compiler.ir.graph import ShapeError
 from compiler.trace import TracerError
+from tests.distributed.error_cases import distributed_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -1046,6 +1047,7 @@ CASES = (
     + _shape_rule_cases()
     + _verify_cases()
     + _unusual_cases()
+    + distributed_cases(Case)
 )
 
 # raise statements no user can reach (or that only guard gradc's own invariants), by
