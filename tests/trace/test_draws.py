@@ -4,6 +4,7 @@ the same generator in the same order, constants for the gradient; clear errors o
 from __future__ import annotations
 
 import copy
+import threading
 
 import numpy as np
 import pytest
@@ -151,7 +152,10 @@ def test_draws_outside_the_traced_view_fail_instead_of_freezing():
     with pytest.raises(TracerError, match="drew numbers while the function was traced"):
         grad(lambda x: np.sum(_MODEL.noisy(x) ** 2), backend="interpret")(X)
     assert _MODEL.rng.bit_generator.state != before  # the method did draw (at trace time)
-    with pytest.raises(TracerError, match="np.random's global generator drew numbers"):
+    if threading.active_count() == 1:
+        with pytest.raises(TracerError, match="np.random's global generator drew numbers"):
+            trace(lambda x: np.sum(_MODEL.legacy(x)), X)
+    else:  # another thread may draw from the global generator meanwhile: not checked then
         trace(lambda x: np.sum(_MODEL.legacy(x)), X)
 
 
