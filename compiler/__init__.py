@@ -6,6 +6,7 @@ from compiler.interpret import interpret
 from compiler.ir import Graph, verify
 from compiler.logging_setup import configure_from_env
 from compiler.trace import TracerError, trace
+from compiler.trace.loops import fori_loop, scan, while_loop
 from compiler.transforms import (
     custom_jvp,
     custom_vjp,
@@ -30,6 +31,7 @@ __all__ = [
     "checkpoint",
     "custom_jvp",
     "custom_vjp",
+    "fori_loop",
     "grad",
     "hessian",
     "hvp",
@@ -40,9 +42,11 @@ __all__ = [
     "jit",
     "jvp",
     "linearize",
+    "scan",
     "stop_gradient",
     "trace",
     "value_and_grad",
     "verify",
     "vjp",
+    "while_loop",
 ]

@@ -30,6 +30,7 @@ from compiler.trace import ARRAY, FLOAT, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
 from compiler.trace.draws import sample as sample_draws
 from compiler.trace.entry import call_user, leaf_kind
+from compiler.trace.loops import loop_memory
 from runtime.call import grad_assembler
 from runtime.memo import per_function
 from runtime.pytree import flatten_args
@@ -215,7 +216,9 @@ class _Transform:
         return differentiable_leaves(self.fun, args, self.argnums, kinds, self.mode)
 
     def _trace(self, args: tuple, kwargs: dict):
-        tr = trace_tree(self._checked_fun(), args, kwargs)
+        # memory="sqrt" also checkpoints the scans traced inside (compiler/trace/loops.py)
+        with loop_memory(getattr(self, "memory", None)):
+            tr = trace_tree(self._checked_fun(), args, kwargs)
         dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
         return tr, dyn
 

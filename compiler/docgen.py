@@ -23,6 +23,7 @@ _KIND_TITLES = {
     Kind.LINALG: "Linear algebra (library calls)",
     Kind.SCAN: "Scans, products and sorting (NumPy calls from the driver)",
     Kind.CONST: "Constants",
+    Kind.LOOP: "Loops (a body graph run many times; see the user guide)",
 }
 
 
@@ -147,6 +148,10 @@ _UNSUPPORTED = [
         "draw standard noise and transform it, or draw outside and pass it in",
     ),
     ("`rng.shuffle` (in place)", "`x[rng.permutation(len(x))]`"),
+    (
+        "random draws inside a `scan`/`while_loop` step (traced once, so drawn once)",
+        "draw the noise for every step before the loop and pass it in as `xs`",
+    ),
     ("`float(x)`, `x.item()`, `math.*` on traced values", "`np.*` on 0-d arrays"),
     ("`scipy.special.logsumexp(return_sign=True)`", "with positive `b` the sign is 1"),
 ]

@@ -14,6 +14,7 @@ import numpy as np
 
 from compiler.autodiff.custom import rule_of
 from compiler.ir.graph import Graph, Node, Value
+from compiler.primitives.control import LOOP_OPS
 from compiler.trace import ops
 from compiler.trace.creation import active_contexts, tracing
 from compiler.trace.tracer import TraceContext, Tracer
@@ -88,12 +89,16 @@ def vjp_graph(
                 _accumulate(cts, out, seed)
         ctx.loc = None
         for n in reversed(graph.nodes):
-            if n.out not in cts or not any(v in dep for v in n.inputs):
+            if not any(v in cts for v in n.outputs) or not any(v in dep for v in n.inputs):
                 continue
-            ct = cts.pop(n.out)
             ctx.loc = n.loc
             rule_in = [env[v] for v in n.inputs]
-            results = rule_of(n).vjp(ct, *rule_in, out=env[n.out], **n.attrs)
+            if n.op not in LOOP_OPS:
+                ct, out = cts.pop(n.out), env[n.out]
+            else:  # loop nodes: a tuple of cotangents (or None), one per output
+                ct = tuple(cts.pop(v, None) for v in n.outputs)
+                out = tuple(env[v] for v in n.outputs)
+            results = rule_of(n).vjp(ct, *rule_in, out=out, **n.attrs)
             for v, r in zip(n.inputs, results):
                 if r is None or v not in dep:
                     continue

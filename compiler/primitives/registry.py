@@ -28,6 +28,7 @@ class Kind(enum.Enum):
     LINALG = "linalg"
     SCAN = "scan"  # cumulative ops, products, sorting: NumPy calls from the driver
     CONST = "const"
+    LOOP = "loop"  # scan, while_loop: a body graph run many times (compiler/primitives/control.py)
 
 
 class Cost(enum.Enum):

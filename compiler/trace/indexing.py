@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from compiler.trace import masking, ops
-from compiler.trace.tracer import Tracer
+from compiler.trace.tracer import Tracer, find_context
 
 
 def _expand_key(key: Any, ndim: int) -> list:
@@ -169,6 +169,9 @@ def _mask_key(key: Any) -> Any:
 
 
 def getitem(x: Tracer, key: Any) -> Any:
+    inner = find_context([x, *(key if isinstance(key, tuple) else (key,))])
+    if inner is not x._ctx:  # a traced index from a nested trace (a loop step): index there
+        x = inner.lift(x)
     mask = _mask_key(key)
     if mask is not None:
         return masking.getitem(x, mask)

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.cli.util import ROOT, subprocess_env
@@ -31,6 +32,8 @@ def test_examples_all_scripts_are_tested():
         "seed_walkthrough.py",
         "mlp_sgd.py",
         "logreg_scipy.py",
+        "rnn_sine_scan.py",
+        "ode_fit_scipy.py",
         "logreg_dask.py",
         "newton_hessian.py",
         "trust_ncg_scipy.py",
@@ -59,6 +62,25 @@ def test_examples_logreg_scipy_converges(tmp_path):
     assert float(re.search(r"training accuracy ([0-9.]+)", out).group(1)) > 0.8
     diff = float(re.search(r"hand-written gradient: max abs diff ([0-9.e+-]+)", out).group(1))
     assert diff < 1e-10
+
+
+def test_examples_rnn_sine_scan_learns(tmp_path):
+    out = _run(tmp_path, "rnn_sine_scan.py")
+    losses = [float(x) for x in re.findall(r"step +\d+ +loss ([0-9.e+-]+)", out)]
+    assert len(losses) >= 10 and losses[-1] < 0.05 * losses[0]
+    held, zero = re.search(
+        r"held-out loss ([0-9.e+-]+) \(predicting 0 gives ([0-9.e+-]+)", out
+    ).groups()
+    assert float(held) < 0.05 * float(zero)
+
+
+def test_examples_ode_fit_recovers_parameters(tmp_path):
+    out = _run(tmp_path, "ode_fit_scipy.py")
+    assert "converged: True" in out
+    g, fd = re.search(r"gradient at start \[(.*)\], finite differences \[(.*)\]", out).groups()
+    np.testing.assert_allclose(np.array(g.split(), float), np.array(fd.split(), float), rtol=1e-5)
+    k, c = (float(x) for x in re.search(r"fitted k = ([0-9.]+) .* c = ([0-9.]+)", out).groups())
+    assert abs(k - 9.0) < 0.05 and abs(c - 0.6) < 0.02
 
 
 def test_examples_logreg_dask_matches_single_machine(tmp_path):

@@ -25,6 +25,7 @@ from compiler.ir import Builder, Graph, Node, TensorType, Value, VerifyError, pa
 from compiler.ir.graph import ShapeError
 from compiler.trace import TracerError
 from tests.distributed.error_cases import distributed_cases
+from tests.loops.error_cases import loop_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -513,6 +514,10 @@ def _trace_cases() -> list[Case]:
              _jit(lambda x: _OUTSIDE.noisy(x), X), TracerError,
              r"the generator Generator\(PCG64\) at 0x\w+ drew numbers while the function "
              r"was traced.*draw outside and pass the noise in"),
+        Case(("compiler/trace/loops.py", "draws random numbers"),
+             _jit(lambda x: compiler.scan(lambda c, y: (c + _RNG.normal(), None), x[0], x)[0],
+                  X), TracerError,
+             r"scan: `<lambda>` \(.*\) draws random numbers \(normal\(\)\); .*pass it in as xs"),
         Case(("compiler/trace/draws.py", "draws of dtype"),
              _jit(lambda x: x * len(_RNG.choice(["a", "b"], 2)), X), NotImplementedError,
              r"rng.choice: draws of dtype <U1 are not supported by gradc"),
@@ -1049,6 +1054,7 @@ CASES = (
     + _unusual_cases()
     + distributed_cases(Case)
 )
+CASES += loop_cases(Case)  # scan / while_loop (tests/loops/error_cases.py)
 
 # raise statements no user can reach (or that only guard gradc's own invariants), by
 # (file, fragment of the statement): reason
