@@ -34,7 +34,8 @@ from compiler.pipeline import (
 from compiler.plan import mark_segment
 from compiler.trace import ARRAY, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
-from compiler.trace.entry import leaf_kind
+from compiler.trace.draws import sample as sample_draws
+from compiler.trace.entry import call_user, leaf_kind
 from compiler.trace.loops import loop_memory
 from runtime.call import grad_assembler
 from runtime.dispatch import Dispatcher, normalize_leaves
@@ -107,6 +108,8 @@ class _Transform:
         return spec
 
     def _run(self, spec: Compiled, flat: list) -> Any:
+        if spec.draws:  # random draws inside the function: fresh from the real generators
+            flat = [*flat, *sample_draws(spec.draws)]
         outs = spec.fn(*flat)
         if debug_nans.ENABLED:
             self._debug_nans(spec, flat, outs)
@@ -114,7 +117,7 @@ class _Transform:
 
     def _fast_assembler(self, spec: Compiled) -> Callable | None:
         """`flat -> result` for grad/value_and_grad without aux; None: use the general path."""
-        if self.mode not in ("grad", "value_and_grad") or self.has_aux:
+        if self.mode not in ("grad", "value_and_grad") or self.has_aux or spec.draws:
             return None
         raw = getattr(spec.fn, "raw", None)
         final = spec.stages.lowered[0].graph
@@ -220,7 +223,7 @@ class _Transform:
     # -- inside another trace ------------------------------------------------------------------
     def _inline(self, args: tuple, kwargs: dict, leaves: list) -> Any:
         if self.mode == "jit":
-            return self.fun(*args, **kwargs)
+            return call_user(self.fun, args, kwargs)
         if self.mode == "vjp":  # forward spliced now; the pullback splices its backward
             return vjp_in_trace(self.fun, args, self.has_aux)
         ctx = active_contexts()[-1] if active_contexts() else None
@@ -236,6 +239,7 @@ class _Transform:
         check_scalar_output(self.mode, self.has_aux, tr)
         joint = vjp_graph(tr.graph, wrt_inputs, seeds="ones", ct_outputs=(0,))
         ins = [ctx.lift(leaves[i]).value for i in dyn] + [ctx.lift(c).value for c in tr.captured]
+        ins += [v for v in map(ctx.draw_input, tr.draws) if v is not None]
         outs = copy_into(ctx.builder, joint, ins)
         return self._assemble(spec, [Tracer(ctx, v) for v in outs])
 

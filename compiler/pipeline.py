@@ -192,6 +192,7 @@ class Compiled:
     fn: Callable | None = None  # the (first) compiled stage
     bwd: Callable | None = None  # vjp: the backward stage
     single: bool = False  # argnums was an int: return one gradient, not a tuple
+    draws: tuple = ()  # random draws inside the function: extra inputs sampled per call
     fast: Callable | None = None  # set by the API's dispatcher (runtime.dispatch)
     run: Callable | None = None  # set by the API's dispatcher
 
@@ -216,7 +217,7 @@ def compile(
         raise RuntimeError("internal: captured values outside a trace")
     g = tr.graph
     dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
-    c = Compiled(None, dyn, tr.out_tree, len(g.outputs))
+    c = Compiled(None, dyn, tr.out_tree, len(g.outputs), draws=tr.draws)
     if mode == "jit":
         c.stages = jit_stages(g, options, keep)
     else:
