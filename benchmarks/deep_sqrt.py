@@ -3,7 +3,8 @@ batch 4096 (`--batch` to change), float64.
 
     python benchmarks/deep_sqrt.py [--batch N] [--repeat N]
 
-Reports, for each policy: the median steady time per value-and-gradient call, the memory of
+Reports, for each policy: the median steady time per value-and-gradient call (the policies'
+calls interleaved, so that other load on the machine hits both alike), the memory of
 its intermediates (the arena the compiled stage allocates, plus what tracemalloc sees during
 a steady call beyond the returned value and gradients), and the planner's recomputation; then
 the ratios (targets: time <= 1.4x, memory <= 0.35x) and the largest gradient difference.
@@ -29,16 +30,11 @@ from workloads import deep_loss, deep_make  # noqa: E402
 from compiler import value_and_grad  # noqa: E402
 
 
-def measure(memory: str | None, params, data, repeat: int) -> dict:
-    """Steady time, intermediates' bytes and the plan of one policy."""
+def build(memory: str | None, params, data) -> dict:
+    """Compile one policy; its intermediates' bytes, its plan and its gradients."""
     f = value_and_grad(deep_loss, memory=memory)
     out = f(params, *data)  # compile
     f(params, *data)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f(params, *data)
-        times.append(time.perf_counter() - t0)
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     res = f(params, *data)
@@ -48,7 +44,8 @@ def measure(memory: str | None, params, data, repeat: int) -> dict:
     st = f.stages(params, *data)
     arena = sum(low.arena_bytes for low in st.lowered)
     return {
-        "time": statistics.median(times),
+        "f": f,
+        "times": [],
         "bytes": arena + max(0, peak - returned),
         "arena": arena,
         "recomputed": st.plan.recompute_count,
@@ -58,20 +55,33 @@ def measure(memory: str | None, params, data, repeat: int) -> dict:
     }
 
 
+def measure(rows: dict, params, data, repeat: int) -> None:
+    """Steady times, the policies interleaved so that other load hits both alike."""
+    for _ in range(repeat):
+        for r in rows.values():
+            t0 = time.perf_counter()
+            r["f"](params, *data)
+            r["times"].append(time.perf_counter() - t0)
+    for r in rows.values():
+        r["time"] = statistics.median(r["times"])
+
+
 def main() -> int:
     """Measure both policies and print the comparison; 1 if a target is missed."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=4096)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5)
     ns = p.parse_args()
     params, data = deep_make(np.random.default_rng(0), batch=ns.batch)
-    rows = {m: measure(m, params, data, ns.repeat) for m in (None, "sqrt")}
+    rows = {m: build(m, params, data) for m in (None, "sqrt")}
+    measure(rows, params, data, ns.repeat)
     for m, r in rows.items():
         print(
             f"memory={m!s:<5} {r['time'] * 1e3:9.1f} ms  "
             f"intermediates {r['bytes'] / 2**20:8.1f} MiB "
             f"(arena {r['arena'] / 2**20:.1f} MiB)  {r['segments']} segments, "
-            f"{r['recomputed']} of {r['forward']} forward nodes recomputed"
+            f"{r['recomputed']} of {r['forward']} forward nodes recomputed; "
+            f"times {' '.join(f'{t * 1e3:.0f}' for t in r['times'])} ms"
         )
     d, s = rows[None], rows["sqrt"]
     t, mem = s["time"] / d["time"], s["bytes"] / d["bytes"]

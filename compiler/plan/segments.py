@@ -76,24 +76,40 @@ def choose_boundaries(
     boundary_bytes: float,
     n_segments: int | None = None,
 ) -> list[int]:
-    """Cut positions that split the chain into segments of about equal weight."""
+    """Cut positions that split the chain into segments of about equal weight, and a tail."""
     # `weights[j]` is the activation bytes between cut j-1 and cut j. With n_segments=None the
     # target weight per segment is sqrt(total * boundary_bytes), which balances the stored
     # boundaries against the activations live while one segment is recomputed: both grow
-    # like sqrt(depth).
+    # like sqrt(depth). The chain's end is a tail that is never recomputed: the backward
+    # starts there, while the stored boundaries are live, so a tail of one segment's weight
+    # costs no more peak than recomputing a segment does. With the sqrt rule the tail gets
+    # two segments' weight: the peak grows from about two segment weights (boundaries plus one
+    # segment) to three, and two segments fewer are recomputed -- each recomputed segment
+    # costs as much time as its forward, which a deep net's backward only doubles.
     total = sum(weights)
     if not cuts or total <= 0:
         return []
     if n_segments is None:
         target = math.sqrt(total * max(boundary_bytes, 1.0))
+        tail = 2 * target
     else:
-        target = total / max(1, n_segments)
+        target = tail = total / max(1, n_segments)
+    # no boundary leaves less than `tail` after it; a remainder under half a segment joins
+    # the tail (the tail stays under two and a half segments' weight)
+    after, last = 0, -1
+    for j in range(len(cuts) - 1, -1, -1):
+        if after >= tail:
+            last = j
+            break
+        after += weights[j]
     chosen, acc = [], 0
-    for c, w in zip(cuts, weights):
+    for c, w in zip(cuts[: last + 1], weights[: last + 1]):
         acc += w
         if acc >= target:
             chosen.append(c)
             acc = 0
+    if acc > target / 2:
+        chosen.append(cuts[last])
     return chosen
 
 

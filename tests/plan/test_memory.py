@@ -30,14 +30,17 @@ def test_memory_sqrt_peak_grows_like_sqrt_depth(deep_plans):
         sqrt_ratio = peaks[hi][1] / peaks[lo][1]
         assert 3.6 < default_ratio < 4.4, peaks  # O(depth)
         assert 1.6 < sqrt_ratio < 2.5, peaks  # O(sqrt(depth)): x2
-    assert peaks[256][1] < peaks[256][0] / 8
+    # the default stores 2 activations a layer (512 at depth 256); sqrt about three segments'
+    # weight, 3 * sqrt(512) ~ 68 activations (boundaries, one segment and the tail of two)
+    assert peaks[256][1] < peaks[256][0] / 6
 
 
 def test_memory_sqrt_costs_about_one_extra_forward(deep_plans):
     for depth, (_, _, _, s) in deep_plans.items():
         assert s.segments >= 3
         assert s.recompute_count <= s.n_forward  # at most one forward pass again
-        assert s.recompute_count >= 0.6 * 4 * depth  # most layers really are recomputed
+        # most layers really are recomputed: all but the tail of about two segments
+        assert s.recompute_count >= 0.5 * 4 * depth
 
 
 def test_memory_sqrt_gradients_equal_default(deep_plans):
@@ -90,3 +93,35 @@ def test_memory_api_rejects_bad_options():
         grad(deep, memory="half")
     with pytest.raises(ValueError, match="memory_budget"):
         grad(deep, memory_budget=-1)
+
+
+def _recomputations(p) -> dict:
+    """Forward node -> how many backward nodes compute it again, found by structure alone."""
+    # independent of the planner's clone map: a backward node recomputes a forward node when
+    # it has the same op and attributes and reads the same values or their recomputations
+    fwd = p.graph.nodes[: p.n_forward]
+    index = {(n.op, repr(n.attrs), n.inputs): n for n in fwd if n.inputs}
+    canon: dict = {}
+    count = {n: 0 for n in fwd}
+    for n in p.graph.nodes[p.n_forward :]:
+        key = (n.op, repr(n.attrs), tuple(canon.get(v, v) for v in n.inputs))
+        orig = index.get(key) if n.inputs else None
+        if orig is not None:
+            count[orig] += 1
+            canon.update(zip(n.outputs, orig.outputs))
+    return count
+
+
+@pytest.mark.parametrize("policy", ["default", "sqrt", "budget"])
+def test_memory_each_segment_is_recomputed_at_most_once(deep_plans, policy):
+    joint, flat, default, sqrt = deep_plans[64]
+    p = {"default": default, "sqrt": sqrt}.get(policy) or plan(
+        joint, Policy(memory_budget=(default.peak_bytes + sqrt.peak_bytes) // 2)
+    )
+    count = _recomputations(p)
+    assert max(count.values()) <= 1
+    assert sum(count.values()) == p.recompute_count
+    if policy == "sqrt":
+        # every matmul of a recomputed segment runs twice, those of the tail once
+        again = [n for n, k in count.items() if k and n.op == "matmul"]
+        assert 32 <= len(again) < 64
