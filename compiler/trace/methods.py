@@ -23,6 +23,10 @@ def _binary(ufunc, reflected=False):
 def _inplace(ufunc):
     def method(self, other):
         result = apply_ufunc(ufunc, self, other)
+        if self.scalar:
+            # a NumPy or Python scalar is immutable: Python falls back to `t = t + other`,
+            # which rebinds t and leaves every other name for the old value alone
+            return result
         if np.result_type(result.dtype, self.dtype) != self.dtype and not (
             result.dtype.kind == self.dtype.kind
         ):
@@ -69,7 +73,7 @@ Tracer.__rand__ = _binary(np.logical_and, True)
 Tracer.__or__ = _binary(np.logical_or)
 Tracer.__ror__ = _binary(np.logical_or, True)
 Tracer.__neg__ = lambda self: apply_ufunc(np.negative, self)
-Tracer.__pos__ = lambda self: ops.identity_view(self)
+Tracer.__pos__ = lambda self: apply_ufunc(np.positive, self)
 Tracer.__abs__ = lambda self: apply_ufunc(np.absolute, self)
 
 
@@ -103,13 +107,20 @@ for _name, _func in [
     ("ravel", np.ravel),
     ("clip", np.clip),
     ("dot", np.dot),
-    ("copy", np.copy),
     ("take", np.take),
 ]:
     setattr(Tracer, _name, _method(_func))
 
 Tracer.astype = lambda self, dtype, *a, **k: FUNCTIONS[np.astype](self._ctx, self, dtype)
-Tracer.flatten = lambda self, order="C": ops.Tracer(self._ctx, ops.reshape(self, (-1,)).value)
+Tracer.flatten = lambda self, order="C": _fresh(self, ops.reshape(self, (-1,)))
+
+
+def _fresh(self: Tracer, out: Tracer) -> Tracer:
+    """A C-ordered copy holding out's value (`x.flatten()`, `x.copy()`)."""
+    return Tracer(self._ctx, out.value, weak=self.weak, scalar=self.scalar)
+
+
+Tracer.copy = lambda self, order="C": _fresh(self, self)
 
 
 def _reshape_method(self, *shape, order="C"):

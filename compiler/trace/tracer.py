@@ -18,6 +18,7 @@ import numpy as np
 from compiler.ir.graph import Builder, Const, Value
 from compiler.ir.types import FLOAT_DTYPES, TensorType
 from compiler.primitives import OPS
+from compiler.trace import layout
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _NUMPY_DIR = os.path.dirname(np.__file__)
@@ -69,10 +70,10 @@ class TraceContext:
                 v = self.builder.add_input(x.value.type)
                 self._captured_ids[key] = v
                 self.captured.append((x, v))
-            return Tracer(self, self._captured_ids[key], weak=x.weak)
+            return Tracer(self, self._captured_ids[key], weak=x.weak, scalar=x.scalar)
         if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
             dt = np.dtype(dtype) if dtype is not None else np.result_type(x)
-            return Tracer(self, self.const(np.asarray(x, dtype=dt)), weak=True)
+            return Tracer(self, self.const(np.asarray(x, dtype=dt)), weak=True, scalar=True)
         if isinstance(x, (np.ndarray, np.generic, list, tuple)):
             arr = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
             if arr.dtype == object:
@@ -80,7 +81,8 @@ class TraceContext:
                     "cannot trace a list that mixes traced and plain values; "
                     "use np.stack on the traced arrays"
                 )
-            return Tracer(self, self.const(arr))
+            proxy = layout.like(arr) if arr.ndim >= 2 else None
+            return Tracer(self, self.const(arr), layout=proxy, scalar=isinstance(x, np.generic))
         raise TracerError(f"gradc cannot use a {type(x).__name__} as an array operand")
 
     def const(self, arr: np.ndarray) -> Value:
@@ -107,10 +109,15 @@ class Tracer:
         base: Tracer | None = None,
         view_fwd: Callable | None = None,
         view_bwd: Callable | None = None,
+        layout: np.ndarray | None = None,
+        scalar: bool = False,
     ) -> None:
         self._ctx = ctx
         self._value = value
         self.weak = weak  # from a Python scalar: promotes like one (NEP 50)
+        # a NumPy (or Python) scalar, not a 0-d array: immutable, so `t += 1` only rebinds t
+        self.scalar = scalar
+        self._layout = layout  # NumPy's strides, on a proxy array (see trace/layout.py)
         self._version = 0
         self._base = base
         self._view_fwd = view_fwd  # base tracer -> our value
@@ -150,6 +157,13 @@ class Tracer:
         return self._ctx.bind_hook(name, args, attrs)
 
     # -- ndarray attributes ----------------------------------------------------------------
+    @property
+    def layout(self) -> np.ndarray:
+        """A proxy array with NumPy's strides for this value (C-contiguous unless set)."""
+        if self._layout is None:
+            self._layout = layout.fresh(self.shape)
+        return self._layout
+
     @property
     def type(self) -> TensorType:
         return self.value.type

@@ -1,12 +1,14 @@
 """A large differential-testing campaign, run by hand (not part of the test run).
 
-    python -m tests.robustness.campaign -n 3000 [--seed 1] [--out failures.txt]
+    python -m tests.robustness.campaign -n 5000 --seed 7 [--configs 2] [--out failures.txt]
     python -m tests.robustness.campaign -n 500 --shrink     # hypothesis: minimise the first
 
-Generates `n` random programs (tests/robustness/programs.py) from seeded RNGs (program k of
-campaign s is `random_program(s * 1_000_000 + k)`, so any failure is reproducible from its
-number), checks each against every oracle (tests/robustness/differential.py), and prints how
-many ran, which failed with their source, how often each op family was used and which
+Generates `n` fresh random programs (tests/robustness/programs.py) from seeded RNGs (program k
+of campaign s is `random_program(s * 1_000_000 + k)`, so any failure is reproducible from its
+number), checks each against every oracle (tests/robustness/differential.py) and against
+`--configs` more ways to compile it, taken in turn from `differential.configs()` (every
+transform with every memory policy and with each pass disabled), and prints how many ran,
+which failed with their source, how often each op family and each config was used, and which
 registry ops appeared in the traced and joint graphs. With --shrink, hypothesis drives the
 generator instead and shrinks the first failure to a small program. Use a fresh
 GRADC_CACHE_DIR to include cold compiles; run several seeds to use several cores.
@@ -23,7 +25,7 @@ import warnings
 from compiler import trace
 from compiler.autodiff import vjp_graph
 from compiler.primitives import OPS
-from tests.robustness.differential import check_program
+from tests.robustness.differential import Config, check_program, configs
 from tests.robustness.programs import Program, programs, random_program
 
 
@@ -40,18 +42,30 @@ def _ops(prog: Program) -> set[str]:
 
 
 class Campaign:
-    def __init__(self) -> None:
+    def __init__(self, n_configs: int = 2) -> None:
+        self.all_configs = configs()
+        self.n_configs = n_configs
+        self.configs: collections.Counter[str] = collections.Counter()
         self.ran = 0
         self.failed: list[tuple[str, Program, list[str]]] = []
         self.families: collections.Counter[str] = collections.Counter()
         self.ops: collections.Counter[str] = collections.Counter()
         self.t0 = time.perf_counter()
 
+    def extra(self) -> list[Config]:
+        """The next configs in turn: program k gets configs k*c .. k*c + c - 1 (mod all)."""
+        n = len(self.all_configs)
+        return [
+            self.all_configs[(self.ran * self.n_configs + j) % n] for j in range(self.n_configs)
+        ]
+
     def run(self, prog: Program, label: str) -> list[str]:
+        extra = self.extra()
         self.ran += 1
         self.families.update(prog.families)
+        self.configs.update(str(c) for c in extra)
         self.ops.update(_ops(prog))
-        problems = check_program(prog)
+        problems = check_program(prog, extra=extra)
         if problems:
             self.failed.append((label, prog, problems))
             print(f"\n=== mismatch in {label} ===\n{prog!r}\n" + "\n".join(problems), flush=True)
@@ -70,6 +84,9 @@ class Campaign:
             f"({dt / max(self.ran, 1):.2f} s each)"
         )
         print("steps per family:", dict(sorted(self.families.items())))
+        print(f"extra configs ({len(self.configs)} of {len(self.all_configs)}):")
+        for name, k in sorted(self.configs.items()):
+            print(f"  {name}: {k}")
         print("programs using each registry op:", dict(sorted(self.ops.items())))
         print("registry ops never generated:", sorted(set(OPS) - set(self.ops)))
         if out:
@@ -84,10 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=8)
     p.add_argument("--out", default=None, help="write failing programs here")
+    p.add_argument("--configs", type=int, default=2, help="extra configs checked per program")
     p.add_argument("--shrink", action="store_true", help="hypothesis: shrink the first failure")
     a = p.parse_args(argv)
     warnings.simplefilter("ignore")
-    c = Campaign()
+    c = Campaign(a.configs)
     if a.shrink:
         from hypothesis import HealthCheck, given, seed, settings
 
