@@ -36,7 +36,23 @@ def like(arr: np.ndarray) -> np.ndarray:
     return np.empty_like(arr, dtype=PROXY, order="K")
 
 
-def keep_order(operands: Sequence[np.ndarray], shape: Sequence[int]) -> np.ndarray:
+def keep_order(shape: Sequence[int], *operands: Any) -> np.ndarray | None:
+    """The layout of a new array NumPy allocates in K order over `operands` (a ufunc's
+    result): tracers, plain arrays or scalars. None (C) for 0-d and 1-D results."""
+    if len(shape) < 2:
+        return None
+    return _nditer_order([_of(x) for x in operands], shape)
+
+
+def _of(x: Any) -> np.ndarray | None:
+    if hasattr(x, "_gradc_bind"):  # a Tracer (which imports this module)
+        return x.layout if x.ndim >= 2 else None
+    if isinstance(x, np.ndarray) and x.ndim >= 2:
+        return x  # a plain array is its own proxy: only its strides are read
+    return None
+
+
+def _nditer_order(operands: Sequence[np.ndarray | None], shape: Sequence[int]) -> np.ndarray:
     """The proxy of a ufunc-like result: allocated in K order over the broadcast operands."""
     shape = tuple(shape)
     if len(shape) < 2:
@@ -84,7 +100,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     n, m = a.shape[-2], b.shape[-1]
     # the batch axes alone (as_strided only relabels metadata: nothing is read)
-    outer = keep_order([_batch(a), _batch(b)], batch)
+    outer = _nditer_order([_batch(a), _batch(b)], batch)
     strides = tuple(s * n * m for s in outer.strides) + (m, 1)
     buf = fresh((int(np.prod(batch, dtype=np.int64)) * n * m,))
     return np.lib.stride_tricks.as_strided(buf, batch + (n, m), strides)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.trace import indexing, ops
+from compiler.trace import indexing, layout, ops
 from compiler.trace.numpy_api import FUNCTIONS, apply_ufunc, unsupported
 from compiler.trace.tracer import Tracer
 
@@ -120,7 +120,16 @@ def _fresh(self: Tracer, out: Tracer) -> Tracer:
     return Tracer(self._ctx, out.value, weak=self.weak, scalar=self.scalar)
 
 
-Tracer.copy = lambda self, order="C": _fresh(self, self)
+def _copy_method(self: Tracer, order: str = "C") -> Tracer:
+    out = _fresh(self, self)
+    if order == "K":  # np.copy's default: keep the layout (C, the method's default, does not)
+        out._layout = layout.keep_order(self.shape, self)
+    elif order != "C":
+        raise unsupported(f"copy(order={order!r})")
+    return out
+
+
+Tracer.copy = _copy_method
 
 
 def _reshape_method(self, *shape, order="C"):

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.trace import indexing, ops
+from compiler.trace import indexing, layout, ops
 from compiler.trace.tracer import TraceContext, Tracer, TracerError, user_location
 
 UFUNCS: dict[np.ufunc, str] = {
@@ -67,7 +67,7 @@ def apply_ufunc(ufunc: np.ufunc, *args: Any) -> Tracer:
     if ufunc is np.positive:  # a new array, not x itself: `y = +x; y += 1` leaves x alone
         x = ops.context_of(*args).lift(args[0])
         return Tracer(
-            x._ctx, x.value, weak=x.weak, layout=ops.keep_order(x.shape, x), scalar=x.scalar
+            x._ctx, x.value, weak=x.weak, layout=layout.keep_order(x.shape, x), scalar=x.scalar
         )
     if ufunc is np.reciprocal:
         return ops.elementwise("divide", np.divide, 1.0, args[0])
@@ -140,7 +140,7 @@ def _zeros_like(ctx, a, dtype=None, fill=0.0, order="K", subok=True, shape=None,
     a = ctx.lift(a)
     out = ops.full(ctx, a.shape if shape is None else shape, fill, dtype or a.dtype)
     if shape is None and order == "K":
-        out._layout = ops.keep_order(a.shape, a)  # NumPy keeps the prototype's layout
+        out._layout = layout.keep_order(a.shape, a)  # NumPy keeps the prototype's layout
     return out
 
 
@@ -179,14 +179,14 @@ def _reshape(ctx, a, *shape, newshape=None, shape_kw=None, order="C", **kw):
 def _copy(ctx, a, order="K", *args, **kw):
     """`np.copy(a)`: a new array (never a scalar) in K order, unlike `a.copy()` (C order)."""
     a = ctx.lift(a)
-    proxy = ops.keep_order(a.shape, a) if order == "K" else None
+    proxy = layout.keep_order(a.shape, a) if order == "K" else None
     return ops.fresh_copy(a, proxy)
 
 
 def _astype(ctx, a, dtype, order="K", **kw):
     a = ctx.lift(a)
     out = ops.cast_to(a, dtype)
-    proxy = ops.keep_order(a.shape, a) if order == "K" else None
+    proxy = layout.keep_order(a.shape, a) if order == "K" else None
     return Tracer(ctx, out.value, layout=proxy, scalar=a.scalar)
 
 

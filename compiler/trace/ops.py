@@ -64,22 +64,6 @@ def emit(
     return Tracer(ctx, value, weak=weak, layout=layout, scalar=scalar)
 
 
-def layout_of(x: Any) -> np.ndarray | None:
-    """x's layout proxy (a Tracer's, or a plain array itself); None for a scalar."""
-    if isinstance(x, Tracer):
-        return x.layout if x.ndim >= 2 else None
-    if isinstance(x, np.ndarray) and x.ndim >= 2:
-        return x
-    return None
-
-
-def keep_order(shape: Sequence[int], *operands: Any) -> np.ndarray | None:
-    """The layout of a new array NumPy allocates in K order over `operands` (a ufunc's)."""
-    if len(shape) < 2:
-        return None  # 0-d and 1-D: only one layout
-    return layout.keep_order([layout_of(x) for x in operands], shape)
-
-
 def fresh_copy(x: Tracer, proxy: np.ndarray | None = None, scalar: bool = False) -> Tracer:
     """A new array holding x's value (NumPy made a copy): no view of x, layout `proxy`."""
     return Tracer(x._ctx, x.value, layout=proxy, scalar=scalar)
@@ -125,7 +109,7 @@ def elementwise(op: str, ufunc: np.ufunc, *args: Any) -> Tracer:
     # result in K order: the operands' memory layout, not always C (`x.T * 1.0` is F)
     out.scalar = out.ndim == 0
     if out.ndim >= 2:
-        out._layout = keep_order(out.shape, *args)
+        out._layout = layout.keep_order(out.shape, *args)
     return out
 
 
@@ -185,6 +169,8 @@ def ravel(x: Tracer) -> Tracer:
         return identity_view(x)
     proxy = layout.ravel_view(x.layout)
     if proxy is None:
+        if x.ndim == 1:  # a strided 1-D x: a copy of the same shape
+            return fresh_copy(x)
         return emit(x._ctx, "reshape", [x], shape=(x.size,))
     return view_reshape(x, (x.size,), proxy)
 
@@ -372,7 +358,7 @@ def where(cond: Any, x: Any, y: Any) -> Tracer:
     dt = common_dtype([x, y])
     xv, yv = lift_all(ctx, [x, y], dt)
     out = emit(ctx, "where", [c, xv, yv])
-    out._layout = keep_order(out.shape, cond, x, y)
+    out._layout = layout.keep_order(out.shape, cond, x, y)
     return out
 
 
@@ -383,9 +369,9 @@ def clip(x: Any, lo: Any, hi: Any) -> Tracer:
     if hi is not None:
         out = elementwise("minimum", np.minimum, out, hi)
     if out is x:  # np.clip(x, None, None) is still a new array
-        out = fresh_copy(context_of(x).lift(x), keep_order(np.shape(x), x))
+        out = fresh_copy(context_of(x).lift(x), layout.keep_order(np.shape(x), x))
     elif out.ndim >= 2:
-        out._layout = keep_order(out.shape, x, lo, hi)
+        out._layout = layout.keep_order(out.shape, x, lo, hi)
     return out
 
 

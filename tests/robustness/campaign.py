@@ -1,6 +1,6 @@
 """A large differential-testing campaign, run by hand (not part of the test run).
 
-    python -m tests.robustness.campaign -n 5000 --seed 7 [--configs 2] [--out failures.txt]
+    python -m tests.robustness.campaign -n 5000 --seed 7 [--jobs 2] [--configs 2] [--out F]
     python -m tests.robustness.campaign -n 500 --shrink     # hypothesis: minimise the first
 
 Generates `n` fresh random programs (tests/robustness/programs.py) from seeded RNGs (program k
@@ -9,9 +9,10 @@ number), checks each against every oracle (tests/robustness/differential.py) and
 `--configs` more ways to compile it, taken in turn from `differential.configs()` (every
 transform with every memory policy and with each pass disabled), and prints how many ran,
 which failed with their source, how often each op family and each config was used, and which
-registry ops appeared in the traced and joint graphs. With --shrink, hypothesis drives the
-generator instead and shrinks the first failure to a small program. Use a fresh
-GRADC_CACHE_DIR to include cold compiles; run several seeds to use several cores.
+registry ops appeared in the traced and joint graphs. `--jobs J` runs the programs in J
+worker processes (program k in worker k mod J; the result is the same as with one). With
+--shrink, hypothesis drives the generator instead and shrinks the first failure to a small
+program. Use a fresh GRADC_CACHE_DIR to include cold compiles.
 """
 
 from __future__ import annotations
@@ -52,15 +53,13 @@ class Campaign:
         self.ops: collections.Counter[str] = collections.Counter()
         self.t0 = time.perf_counter()
 
-    def extra(self) -> list[Config]:
-        """The next configs in turn: program k gets configs k*c .. k*c + c - 1 (mod all)."""
+    def extra(self, k: int) -> list[Config]:
+        """Configs in turn: program k gets configs k*c .. k*c + c - 1 (mod all of them)."""
         n = len(self.all_configs)
-        return [
-            self.all_configs[(self.ran * self.n_configs + j) % n] for j in range(self.n_configs)
-        ]
+        return [self.all_configs[(k * self.n_configs + j) % n] for j in range(self.n_configs)]
 
-    def run(self, prog: Program, label: str) -> list[str]:
-        extra = self.extra()
+    def run(self, prog: Program, label: str, k: int | None = None) -> list[str]:
+        extra = self.extra(self.ran if k is None else k)
         self.ran += 1
         self.families.update(prog.families)
         self.configs.update(str(c) for c in extra)
@@ -76,6 +75,14 @@ class Campaign:
                 flush=True,
             )
         return problems
+
+    def merge(self, other: Campaign) -> None:
+        """Add a worker's results to these."""
+        self.ran += other.ran
+        self.failed += other.failed
+        self.families.update(other.families)
+        self.configs.update(other.configs)
+        self.ops.update(other.ops)
 
     def report(self, out: str | None) -> None:
         dt = time.perf_counter() - self.t0
@@ -102,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=8)
     p.add_argument("--out", default=None, help="write failing programs here")
     p.add_argument("--configs", type=int, default=2, help="extra configs checked per program")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--shrink", action="store_true", help="hypothesis: shrink the first failure")
     a = p.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -122,12 +130,32 @@ def main(argv: list[str] | None = None) -> int:
             run()
         except AssertionError as exc:
             print(f"\nshrunk to the failure above the last one:\n{exc}")
+    elif a.jobs > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked Numba state
+        with concurrent.futures.ProcessPoolExecutor(a.jobs, mp_context=ctx) as pool:
+            jobs = [
+                pool.submit(_worker, range(j, a.n, a.jobs), a.seed, a.max_steps, a.configs)
+                for j in range(a.jobs)
+            ]
+            for job in jobs:
+                c.merge(job.result())
     else:
-        for k in range(a.n):
-            s = a.seed * 1_000_000 + k
-            c.run(random_program(s, a.max_steps), f"random_program({s}, {a.max_steps})")
+        c = _worker(range(a.n), a.seed, a.max_steps, a.configs)
     c.report(a.out)
     return 1 if c.failed else 0
+
+
+def _worker(ks: range, seed: int, max_steps: int, n_configs: int) -> Campaign:
+    """Programs `seed * 1_000_000 + k` for k in ks (one worker process, or the only one)."""
+    warnings.simplefilter("ignore")
+    c = Campaign(n_configs)
+    for k in ks:
+        s = seed * 1_000_000 + k
+        c.run(random_program(s, max_steps), f"random_program({s}, {max_steps})", k)
+    return c
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ STEPS = [
     ("astype", lambda a, x: a.astype(np.float32)),
     ("np.copy", lambda a, x: np.copy(a)),
     (".copy", lambda a, x: a.copy()),
+    (".copy(K)", lambda a, x: a.copy(order="K")),
     ("zeros_like", lambda a, x: np.zeros_like(a)),
     ("sum0", lambda a, x: a.sum(axis=0) if a.ndim == 3 else a.sum(axis=0, keepdims=True)),
     ("sum_last", lambda a, x: a.sum(axis=-1, keepdims=True)),
