@@ -168,6 +168,17 @@ CORPUS["issue18_weak_float_through_ufunc_float32"] = Program(
     seed=1818,
 )
 
+# tracer: Python's operators on Python bools (a comparison of Python float arguments) are int
+# arithmetic: `~True` is -2, not False. Found by the campaign as random_program(18000466, 8).
+CORPUS["python_bool_invert_is_int"] = Program(
+    args=(((2, 1), "float64"), ((), "float")),
+    body=("v1 = (x1 <= x1)", "v2 = v1 | v1", "v3 = ~v2", "v4 = x0 * (v3 + v1)"),
+    results=("v1", "v2", "v3", "v4"),
+    loss_expr="np.sum(v4 * np.linspace(-1.0, 1.5, 2).reshape((2, 1)))",
+    fd=True,
+    seed=1528604901,
+)
+
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_differential_corpus(name):

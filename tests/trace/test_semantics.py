@@ -217,3 +217,30 @@ def test_semantics_python_float_through_ufunc_promotes_like_numpy(name):
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(gs, fd_grad_typed(loss, [x64, 0.5], 1), rtol=1e-4)
     assert gx.dtype == np.float32
+
+
+# -- found by the campaign: Python's own arithmetic on Python bools -------------------------
+
+
+PY_BOOL_OPS = {
+    "~": lambda s: ~(s <= s),
+    "+": lambda s: (s <= s) + (s <= s),
+    "-": lambda s: (s <= s) - (s > s),
+    "unary -": lambda s: -(s <= s),
+    "abs": lambda s: abs(s <= s),
+    "**": lambda s: (s <= s) ** (s <= s),
+    "|": lambda s: (s <= s) | (s > s),
+    "* float": lambda s: (s <= s) * s,
+    "array ~": lambda s: ~(np.ones(2) > s),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PY_BOOL_OPS))
+def test_semantics_operators_on_python_bools_compute_what_python_does(name):
+    """A comparison of Python float arguments is a Python bool: `~b` is -2 and `b + b` is 2
+    (int arithmetic), where NumPy's bool ops would give bools (random_program(18000466))."""
+    f = PY_BOOL_OPS[name]
+    want = f(0.5)
+    got = jit(f, backend=I)(0.5)
+    assert np.asarray(got).dtype == np.asarray(want).dtype
+    np.testing.assert_array_equal(got, want)
