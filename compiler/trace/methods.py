@@ -131,16 +131,19 @@ for _name, _func in [
     setattr(Tracer, _name, _method(_func))
 
 Tracer.astype = lambda self, dtype, *a, **k: FUNCTIONS[np.astype](self._ctx, self, dtype)
+
+
+def _fresh(self: Tracer, out: Tracer, scalar: bool = False) -> Tracer:
+    """A C-ordered copy holding out's value (`x.flatten()`, `x.copy()`)."""
+    return Tracer(self._ctx, out.value, weak=self.weak and scalar, scalar=scalar)
+
+
+# (`s.flatten()` of a NumPy scalar is a 1-D array; `s.copy()` is a scalar again)
 Tracer.flatten = lambda self, order="C": _fresh(self, ops.reshape(self, (-1,)))
 
 
-def _fresh(self: Tracer, out: Tracer) -> Tracer:
-    """A C-ordered copy holding out's value (`x.flatten()`, `x.copy()`)."""
-    return Tracer(self._ctx, out.value, weak=self.weak, scalar=self.scalar)
-
-
 def _copy_method(self: Tracer, order: str = "C") -> Tracer:
-    out = _fresh(self, self)
+    out = _fresh(self, self, scalar=self.scalar)
     if order == "K":  # np.copy's default: keep the layout (C, the method's default, does not)
         out._layout = layout.keep_order(self.shape, self)
     elif order != "C":

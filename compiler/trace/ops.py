@@ -128,6 +128,10 @@ def broadcast_to(x: Tracer, shape: Sequence[int]) -> Tracer:
 
 
 def _view(x: Tracer, op: str, attrs: dict, fwd, bwd, proxy: np.ndarray | None = None) -> Tracer:
+    if x.scalar:  # a NumPy scalar shares no memory: NumPy makes a new array (or scalar)
+        out = emit(x._ctx, op, [x], **attrs)
+        out.scalar = out.ndim == 0
+        return out
     return Tracer(
         x._ctx,
         x._ctx.emit(op, [x.value], attrs),
@@ -141,6 +145,8 @@ def _view(x: Tracer, op: str, attrs: dict, fwd, bwd, proxy: np.ndarray | None = 
 
 def identity_view(x: Tracer) -> Tracer:
     """A view with x's shape (`x.reshape(x.shape)`, `x[...]`): shares writes with x."""
+    if x.scalar:  # `s.T`, `s.reshape(())` of a NumPy scalar: the same immutable scalar
+        return Tracer(x._ctx, x.value, weak=x.weak, scalar=True)
     return Tracer(
         x._ctx,
         x.value,

@@ -179,6 +179,26 @@ CORPUS["python_bool_invert_is_int"] = Program(
     seed=1528604901,
 )
 
+# tracer: `s.flatten()` / `np.ravel(s[::2])` of a NumPy scalar argument is a new 1-D array,
+# which gradc had marked a (read-only) scalar, or a view writing back into the scalar.
+# Found by the campaign as random_program(18002139, 8) and random_program(18001381, 8).
+CORPUS["numpy_scalar_flatten_is_an_array"] = Program(
+    args=(((1,), "float32"), ((), "np.float64")),
+    body=(
+        "v1 = x1.flatten()",
+        "v2 = v1.copy()",
+        "v3 = np.ravel(v2[::2])",
+        "v2[...] += 1.25",
+        "v4 = np.ravel(x1)",
+        "v4[0] = 5.0",
+        "v5 = x0 * x1",
+    ),
+    results=("v1", "v2", "v3", "v4", "v5"),
+    loss_expr="np.sum(v5 * np.linspace(-1.0, 1.5, 1).astype(np.float32)) + np.sum(v2 * v3)",
+    fd=False,
+    seed=575901322,
+)
+
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_differential_corpus(name):

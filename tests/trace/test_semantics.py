@@ -244,3 +244,34 @@ def test_semantics_operators_on_python_bools_compute_what_python_does(name):
     got = jit(f, backend=I)(0.5)
     assert np.asarray(got).dtype == np.asarray(want).dtype
     np.testing.assert_array_equal(got, want)
+
+
+SCALAR_RESHAPES = {
+    "flatten": lambda s: s.flatten(),
+    "ravel": lambda s: np.ravel(s),
+    "reshape(1)": lambda s: s.reshape(1),
+    "[None]": lambda s: s[None],
+    "expand_dims": lambda s: np.expand_dims(s, 0),
+    "reshape(())": lambda s: s.reshape(()),
+    ".T": lambda s: s.T,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCALAR_RESHAPES))
+def test_semantics_reshapes_of_a_numpy_scalar_are_new(name):
+    """A NumPy scalar shares no memory: its flatten/ravel/reshape is a new array (or scalar),
+    and writing into it leaves the scalar alone (random_program(18002139, 8))."""
+
+    def f(x, s):
+        t = x.sum()
+        a, b = SCALAR_RESHAPES[name](s), SCALAR_RESHAPES[name](t)
+        a += 1.0
+        b *= 2.0
+        return s + t * 10.0, a, b
+
+    x, s = np.arange(3.0), np.float64(0.5)
+    want = f(x, s)
+    got = jit(f, backend=I)(x, s)
+    for g, w in zip(got, want):
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_array_equal(g, w)
