@@ -80,7 +80,7 @@ class MemoryFamilies:
             return False
         x = a.name
         t, u = self.fresh(), self.fresh()
-        scalars = [v for v in self.vars if v.scalar]
+        scalars = [v for v in self.vars if v.scalar and v.is_float]
         sources = [f"{x}.sum()", f"np.max({x})", f"np.mean({x})", f"{x}.copy()", f"{x} * 1.0"]
         if a.ndim:
             sources += [f"{x}[{', '.join('0' for _ in range(a.ndim))}]"]  # a NumPy scalar
@@ -105,7 +105,7 @@ class MemoryFamilies:
         if a is None:
             return False
         x = a.name
-        scalars = [v.name for v in self.vars if v.scalar]
+        scalars = [v.name for v in self.vars if v.scalar and v.is_float]
         s = self.choice(scalars + ["0.5", "np.float64(0.5)", f"{x}.sum()", "np.float32(0.5)"])
         f = self.choice(
             ["np.exp({s})", "np.tanh({s})", "np.abs({s})", "np.sqrt({s} * {s} + 1.0)",

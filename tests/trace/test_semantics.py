@@ -275,3 +275,20 @@ def test_semantics_reshapes_of_a_numpy_scalar_are_new(name):
     for g, w in zip(got, want):
         assert np.shape(g) == np.shape(w)
         np.testing.assert_array_equal(g, w)
+
+
+def test_semantics_add_at_with_a_2d_index_and_broadcast_values():
+    """NumPy 2.4's own np.add.at is wrong here (it gives [2, 1]); gradc adds every pair, as
+    the loop below does. The campaign's generator avoids this form for that reason."""
+    idx = np.array([[1, 0], [0, 1]])
+
+    def f(v):
+        out = np.zeros(2)
+        np.add.at(out, idx, v)
+        return out
+
+    v = np.array([1.0, 2.0])
+    want = np.zeros(2)
+    for i, x in zip(idx.ravel(), np.broadcast_to(v, idx.shape).ravel()):
+        want[i] += x
+    np.testing.assert_array_equal(jit(f, backend=I)(v), want)
