@@ -6,6 +6,19 @@ from compiler.interpret import interpret
 from compiler.ir import Graph, verify
 from compiler.logging_setup import configure_from_env
 from compiler.trace import TracerError, trace
+from compiler.trace.loops import fori_loop, scan, while_loop
+from compiler.transforms import (
+    custom_jvp,
+    custom_vjp,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    linearize,
+    stop_gradient,
+)
 
 __version__ = "0.1.0"
 
@@ -16,11 +29,24 @@ __all__ = [
     "TracerError",
     "__version__",
     "checkpoint",
+    "custom_jvp",
+    "custom_vjp",
+    "fori_loop",
     "grad",
+    "hessian",
+    "hvp",
     "interpret",
+    "jacfwd",
+    "jacobian",
+    "jacrev",
     "jit",
+    "jvp",
+    "linearize",
+    "scan",
+    "stop_gradient",
     "trace",
     "value_and_grad",
     "verify",
     "vjp",
+    "while_loop",
 ]

@@ -10,7 +10,6 @@ makes `grad(grad(f))` work.
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -21,6 +20,8 @@ import optree
 
 from compiler import debug_nans
 from compiler.autodiff import vjp_graph
+from compiler.autodiff.apply import vjp_in_trace
+from compiler.autodiff.inline import check_aux, differentiable_leaves, splice
 from compiler.ir.graph import copy_into
 from compiler.passes import disabled_from_env
 from compiler.pipeline import grad_stages, lower, optimize, vjp_stages
@@ -28,7 +29,9 @@ from compiler.plan import Policy, mark_segment
 from compiler.trace import ARRAY, FLOAT, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
 from compiler.trace.entry import leaf_kind
+from compiler.trace.loops import loop_memory
 from runtime.call import grad_assembler
+from runtime.memo import per_function
 from runtime.pytree import flatten_args
 from runtime.signature import normalize_array, signature_key
 
@@ -60,14 +63,6 @@ def _leaf_key(x: Any) -> Any:
             "array, scalar or hashable static value)"
         ) from None
     return ("s", type(x), x)
-
-
-def _arg_names(fun: Callable, n: int) -> list[str]:
-    try:
-        params = list(inspect.signature(fun).parameters)
-    except (TypeError, ValueError):
-        params = []
-    return [params[i] if i < len(params) else f"#{i}" for i in range(n)]
 
 
 class _Spec:
@@ -117,6 +112,14 @@ class _Transform:
         self._cache: dict[Any, _Spec] = {}
         self._lock = threading.Lock()
         functools.update_wrapper(self, fun, updated=())
+
+    def __reduce__(self) -> tuple:
+        # A transform pickles as the user's function plus its options; compiled code and the
+        # lock stay behind, and the receiving process (a Dask worker) rebuilds them, from the
+        # disk cache when it shares one. See compiler/distributed.
+        argnums = self.argnums[0] if self.single else self.argnums
+        options = (self.has_aux, self.backend, self.disable, self.memory, self.memory_budget)
+        return (_Transform, (self.fun, self.mode, argnums, *options))
 
     # -- the call fast path -------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -200,57 +203,16 @@ class _Transform:
 
     # -- building ---------------------------------------------------------------------------
     def _checked_fun(self) -> Callable:
-        fun, has_aux, mode = self.fun, self.has_aux, self.mode
-
-        def wrapped(*a: Any, **k: Any) -> Any:
-            out = fun(*a, **k)
-            if has_aux and not (isinstance(out, (tuple, list)) and len(out) == 2):
-                raise TypeError(
-                    f"{mode}(has_aux=True) needs the function to return a pair "
-                    f"(output, aux); it returned {_describe(out)}"
-                )
-            return out
-
-        return wrapped
+        return check_aux(self.fun, self.has_aux, self.mode)
 
     def _wrt(self, args: tuple, kinds: list[str]) -> list[int]:
         """Leaf positions (among all leaves) of the differentiated arguments, checked."""
-        names = _arg_names(self.fun, len(args))
-        for a in self.argnums:
-            if not -len(args) <= a < len(args):
-                raise ValueError(
-                    f"{self.mode}: argnums={a} is out of range for a function "
-                    f"called with {len(args)} positional arguments"
-                )
-        starts, pos = [], 0
-        for a in args:
-            starts.append(pos)
-            pos += optree.tree_flatten(a, none_is_leaf=False)[1].num_leaves
-        out = []
-        for a in self.argnums:
-            a %= len(args)
-            sub, _ = optree.tree_flatten(args[a], none_is_leaf=False)
-            for j, leaf in enumerate(sub):
-                i = starts[a] + j
-                kind = kinds[i]
-                dt = getattr(leaf, "dtype", None)
-                if (
-                    kind == STATIC
-                    or (dt is not None and np.dtype(dt).kind != "f")
-                    or (dt is not None and np.dtype(dt) == np.float16)
-                ):
-                    what = (
-                        f"dtype {np.dtype(dt)}" if dt is not None else f"type {type(leaf).__name__}"
-                    )
-                    raise TypeError(
-                        f"{self.mode}: argument {names[a]!r} (argnums={a}) has {what}; "
-                        "gradients need float32/float64 arrays or Python floats"
-                    )
-                out.append(i)
-        return out
+        return differentiable_leaves(self.fun, args, self.argnums, kinds, self.mode)
 
     def _trace(self, args: tuple, kwargs: dict):
-        tr = trace_tree(self._checked_fun(), args, kwargs)
+        # memory="sqrt" also checkpoints the scans traced inside (compiler/trace/loops.py)
+        with loop_memory(getattr(self, "memory", None)):
+            tr = trace_tree(self._checked_fun(), args, kwargs)
         dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
         return tr, dyn
 
@@ -355,7 +317,7 @@ class _Transform:
         if self.mode == "jit":
             return optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in outs])
         if self.mode == "vjp":
-            return self._vjp_result(spec, outs, flat if debug_nans.ENABLED else ())
+            return self._vjp_result(spec, outs, flat)
         primal = optree.tree_unflatten(spec.out_tree, [_scalarize(o) for o in outs[: spec.n_out]])
         grads = self._grads(spec, outs[spec.n_out :])
         if self.mode == "grad":
@@ -388,6 +350,12 @@ class _Transform:
                 flat.append(
                     c if isinstance(c, Tracer) else normalize_array(c.astype(dt, copy=False))
                 )
+            if any(isinstance(c, Tracer) for c in flat):
+                # called inside a trace (grad of a pullback): splice the joint graph there
+                n = len(spec.graphs["traced"].outputs)
+                grads = splice(spec.graphs["grad"], [*primals, *flat], "vjp pullback")[n:]
+                g = transform._grads(spec, grads)
+                return (g,) if spec.single else g
             grads = spec.bwd(*residuals, *flat)
             if debug_nans.ENABLED and primals:
                 n_fwd = len(spec.graphs["traced"].nodes)
@@ -404,6 +372,8 @@ class _Transform:
     def _inline(self, args: tuple, kwargs: dict, leaves: list) -> Any:
         if self.mode == "jit":
             return self.fun(*args, **kwargs)
+        if self.mode == "vjp":  # forward spliced now; the pullback splices its backward
+            return vjp_in_trace(self.fun, args, self.has_aux)
         ctx = active_contexts()[-1] if active_contexts() else None
         tr, dyn = self._trace(args, kwargs)
         if ctx is None:
@@ -418,8 +388,6 @@ class _Transform:
         wrt_leaves = self._wrt(args, tr.kinds)
         spec.grad_trees, spec.grad_kinds = self._grad_layout(args, wrt_leaves, tr.kinds, leaves)
         wrt_inputs = [dyn.index(i) for i in wrt_leaves]
-        if self.mode == "vjp":
-            raise NotImplementedError("vjp inside another transformation is not supported yet")
         self._value_leaf_check(tr)
         joint = vjp_graph(tr.graph, wrt_inputs, seeds="ones", ct_outputs=(0,))
         ins = [ctx.lift(leaves[i]).value for i in dyn] + [ctx.lift(c).value for c in tr.captured]
@@ -477,14 +445,6 @@ def _scalarize(x: Any) -> Any:
     return x
 
 
-def _describe(x: Any) -> str:
-    if isinstance(x, (tuple, list)):
-        return f"a {type(x).__name__} of length {len(x)}"
-    if isinstance(x, Tracer):
-        return f"an array {x.type}"
-    return f"a {type(x).__name__}"
-
-
 def _make(mode: str):
     def transform(
         fun: Callable | None = None,
@@ -529,7 +489,10 @@ def vjp(
 ) -> Any:
     """`out, pullback = vjp(f, *primals)`; `pullback(ct)` returns a tuple of gradients, one
     per primal (JAX's convention)."""
-    t = _Transform(fun, "vjp", tuple(range(len(primals))), has_aux, backend, disable)
+    # one transform per (function, options): its backward is compiled once per signature
+    key = ("vjp", len(primals), has_aux, backend, tuple(disable))
+    argnums = tuple(range(len(primals)))
+    t = per_function(fun, key, lambda: _Transform(fun, "vjp", argnums, has_aux, backend, disable))
     return t(*primals)
 
 

@@ -22,6 +22,7 @@ _KIND_TITLES = {
     Kind.INDEX: "Indexing, scatter and concatenation",
     Kind.LINALG: "Linear algebra (library calls)",
     Kind.CONST: "Constants",
+    Kind.LOOP: "Loops (a body graph run many times; see the user guide)",
 }
 
 

@@ -12,13 +12,15 @@ import numpy as np
 import optree
 
 from compiler.ir.graph import Graph, Node
-from compiler.primitives import OPS
+from compiler.primitives import OPS, Kind
 
 
 def run_node(n: Node, args: Sequence[np.ndarray]) -> list[np.ndarray]:
-    if n.op == "fused":
+    if n.op in ("fused", "custom"):  # a sub-graph: a fusion group or a custom-rule call
         return run_graph(n.attrs["body"], args)
     attrs = n.attrs
+    if OPS[n.op].kind is Kind.LOOP:  # one array per output, typed by the node's rule
+        return OPS[n.op].impl(*args, **attrs)
     with np.errstate(all="ignore"):
         out = OPS[n.op].impl(*args, **attrs)
     out = np.asarray(out)

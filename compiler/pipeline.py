@@ -23,9 +23,11 @@ BACKENDS = ("numba", "interpret")
 
 def optimize(graph: Graph, disable: Sequence[str] = (), report: list | None = None) -> Graph:
     """Run the default pass pipeline (minus `disable`)."""
+    from compiler.autodiff.custom import expand_custom
     from compiler.passes import run_passes
 
     t0 = time.perf_counter()
+    graph = expand_custom(graph)  # custom-rule calls become their bodies: passes see primitives
     out = run_passes(graph, disable=tuple(disable), report=report)
     log.info(
         "passes: %d -> %d nodes in %.3f s",

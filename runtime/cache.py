@@ -157,8 +157,10 @@ def cache_stats() -> dict[str, int]:
 def clear_memory_cache() -> None:
     """Forget loaded modules and zero `cache_stats` (tests, benchmarks); disk is untouched."""
     with _lock:
-        for prefix, digest in _memo:
-            sys.modules.pop(f"gradc_gen_{prefix}_{digest[:24]}", None)
+        # Loaded modules stay in sys.modules: their kernels may still be shared (codegen keeps
+        # one dispatcher per kernel name) and compile lazily for a new type signature. Numba
+        # finds a kernel's module through sys.modules; without it the kernel is compiled as
+        # '<dynamic>' and its disk-cache entry cannot be loaded by a later process.
         _memo.clear()
         _key_locks.clear()
         for key in _stats:

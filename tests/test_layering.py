@@ -19,7 +19,14 @@ LAYERS = [
     ("compiler.codegen",),
     ("compiler.pipeline",),
     ("compiler.api",),
-    ("compiler.cli", "compiler.examples", "compiler.docgen", "compiler.__main__"),
+    ("compiler.transforms",),
+    (
+        "compiler.cli",
+        "compiler.examples",
+        "compiler.docgen",
+        "compiler.__main__",
+        "compiler.distributed",
+    ),
 ]
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from compiler.autodiff.custom import rule_of
 from compiler.autodiff.vjp import _depends, _or_zeros, replay_node
 from compiler.ir.graph import Graph, Value
-from compiler.primitives import OPS
+from compiler.primitives.control import LOOP_OPS
 from compiler.trace import ops
 from compiler.trace.creation import active_contexts, tracing
 from compiler.trace.tracer import TraceContext, Tracer
@@ -50,13 +51,19 @@ def jvp_graph(graph: Graph, wrt: Sequence[int]) -> Graph:
         dep = _depends(graph, [v for v in wrt_vals if v in tans])
         for n in graph.nodes:
             replay_node(ctx, n, env)
-            if n.out not in dep or not any(v in tans for v in n.inputs):
+            if not any(v in dep for v in n.outputs) or not any(v in tans for v in n.inputs):
                 continue
             ctx.loc = n.loc
             rule_in = [env[v] for v in n.inputs]
             t_in = [tans.get(v) for v in n.inputs]
-            t_out = OPS[n.op].jvp(t_in, *rule_in, out=env[n.out], **n.attrs)
-            tans[n.out] = _fit(ctx.lift(t_out), n.out)
+            if n.op not in LOOP_OPS:
+                t_out = rule_of(n).jvp(t_in, *rule_in, out=env[n.out], **n.attrs)
+                tans[n.out] = _fit(ctx.lift(t_out), n.out)
+            else:  # loop nodes: one tangent (or None) per output
+                outs = tuple(env[v] for v in n.outputs)
+                for v, t in zip(n.outputs, rule_of(n).jvp(t_in, *rule_in, out=outs, **n.attrs)):
+                    if t is not None:
+                        tans[v] = _fit(ctx.lift(t), v)
             ctx.loc = None
         out_tans = [_or_zeros(ctx, tans.get(v), v).value for v in graph.outputs]
     outputs = [env[v].value for v in graph.outputs] + out_tans

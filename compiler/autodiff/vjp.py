@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from compiler.autodiff.custom import rule_of
 from compiler.ir.graph import Graph, Node, Value
-from compiler.primitives import OPS
+from compiler.primitives.control import LOOP_OPS
 from compiler.trace import ops
 from compiler.trace.creation import active_contexts, tracing
 from compiler.trace.tracer import TraceContext, Tracer
@@ -52,7 +53,7 @@ def _depends(graph: Graph, wrt: Sequence[Value]) -> set[Value]:
     """Float values that depend on some `wrt` input (the only ones that carry adjoints)."""
     dep = {v for v in wrt if v.type.is_float}
     for n in graph.nodes:
-        if OPS[n.op].differentiable and any(v in dep for v in n.inputs):
+        if rule_of(n).differentiable and any(v in dep for v in n.inputs):
             dep.update(v for v in n.outputs if v.type.is_float)
     return dep
 
@@ -88,12 +89,16 @@ def vjp_graph(
                 _accumulate(cts, out, seed)
         ctx.loc = None
         for n in reversed(graph.nodes):
-            if n.out not in cts or not any(v in dep for v in n.inputs):
+            if not any(v in cts for v in n.outputs) or not any(v in dep for v in n.inputs):
                 continue
-            ct = cts.pop(n.out)
             ctx.loc = n.loc
             rule_in = [env[v] for v in n.inputs]
-            results = OPS[n.op].vjp(ct, *rule_in, out=env[n.out], **n.attrs)
+            if n.op not in LOOP_OPS:
+                ct, out = cts.pop(n.out), env[n.out]
+            else:  # loop nodes: a tuple of cotangents (or None), one per output
+                ct = tuple(cts.pop(v, None) for v in n.outputs)
+                out = tuple(env[v] for v in n.outputs)
+            results = rule_of(n).vjp(ct, *rule_in, out=out, **n.attrs)
             for v, r in zip(n.inputs, results):
                 if r is None or v not in dep:
                     continue

@@ -21,6 +21,9 @@ from pathlib import Path
 from compiler.cli.target import ARG_HELP, UsageError, resolve
 from compiler.logging_setup import configure, configure_from_env
 
+# the transformation `ir` and `bench` compile (jacobian and hessian: a jit of that transform)
+MODES = ("value_and_grad", "jit", "vjp", "jacobian", "hessian")
+
 _PKG = str(Path(__file__).resolve().parents[1])
 _RUNTIME = str(Path(__file__).resolve().parents[2] / "runtime")
 
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="traced, grad (joint graph), passes (optimized, default), plan, "
         "kernel (generated Numba source)",
     )
-    p.add_argument("--mode", default="value_and_grad", choices=("value_and_grad", "jit", "vjp"))
+    p.add_argument("--mode", default="value_and_grad", choices=MODES)
     p.add_argument("--print-after", metavar="PASS", help="the graph right after this pass")
     p.add_argument("--format", default="text", choices=("text", "dot", "json", "svg", "png"))
     p.add_argument("--locs", action="store_true", help="the user's source line of each node")
@@ -103,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compile time, per-call time and peak memory, vs the interpreter",
     )
     _target_options(p)
-    p.add_argument("--mode", default="value_and_grad", choices=("value_and_grad", "jit", "vjp"))
+    p.add_argument("--mode", default="value_and_grad", choices=MODES)
     p.add_argument(
         "--backend",
         action="append",

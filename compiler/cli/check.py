@@ -219,9 +219,16 @@ def _localise(report, fun, args, argnums, leaves, disable, rng) -> None:
     if not _stage_ok(graphs["grad"], flat, leaves, n_out):
         report.stage = "autodiff"
         report.fault = first_bad_node(traced, flat, _wrt_inputs(args, argnums), rng)
+        custom = sorted({str(n.attrs["rule"]) for n in traced.nodes if n.op == "custom"})
         report.verdict = (
             report.fault.describe()
             if report.fault
+            else (
+                "the function uses user-defined derivative rules ("
+                + ", ".join(custom)
+                + "), whose gradient is by design not the finite-difference one"
+            )
+            if custom
             else (
                 "every node's VJP agrees with finite differences on its own inputs; "
                 "the function may be non-smooth here (abs, maximum, where) or the "

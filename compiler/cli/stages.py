@@ -17,11 +17,14 @@ from compiler.ir.nx import to_dot
 from compiler.ir.printer import format_graph
 from compiler.logging_setup import slow
 from compiler.pipeline import lower
+from compiler.transforms import hessian, jacobian
 
 log = logging.getLogger("gradc")
 
 STAGES = ("traced", "grad", "passes", "plan", "kernel")
-MODES = ("value_and_grad", "jit", "vjp")
+MODES = ("value_and_grad", "jit", "vjp", "jacobian", "hessian")
+# modes compiled as a `jit` of a transformed function: their stages are jit's
+_JIT_OF = {"jacobian": jacobian, "hessian": hessian}
 FORMATS = ("text", "dot", "json", "svg", "png")
 
 # the codegen stage name of each compiled graph, per mode (as compiler.api passes them)
@@ -46,6 +49,9 @@ def transform(target: Target, mode: str, disable: Sequence[str], backend: str) -
     """The API transform a command line describes (`vjp` as a reusable transform)."""
     if mode not in MODES:
         raise UsageError(f"unknown --mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode in _JIT_OF:  # the traced graph's first lines say which mode jacobian chose
+        fun = _JIT_OF[mode](target.fun, target.argnums, backend=backend, disable=disable)
+        return _Transform(fun, "jit", 0, False, backend, tuple(disable))
     return _Transform(target.fun, mode, target.argnums, False, backend, tuple(disable))
 
 
@@ -62,6 +68,7 @@ def stage_sections(
     if print_after is not None and stage != "passes":
         raise UsageError("--print-after needs --stage passes")
     graphs = transform(target, mode, disable, "interpret").stages(*target.args)
+    mode = "jit" if mode in _JIT_OF else mode
     if stage == "traced":
         return [Section("traced", graphs["traced"])]
     if stage == "grad":

@@ -18,6 +18,8 @@ from compiler.ir.types import TensorType
 # Filled by compiler.primitives.registry.register; kept here so that the IR
 # does not import the layer above it.
 SHAPE_RULES: dict[str, Callable[..., TensorType]] = {}
+# Ops with several outputs (loops) also give the types of all of them, for `verify`.
+OUT_TYPES_RULES: dict[str, Callable[..., list[TensorType]]] = {}
 
 
 class ShapeError(ValueError):

@@ -35,6 +35,7 @@ def format_graph(
         return names[v]
 
     params = ", ".join(f"{name(v)}:{v.type}" for v in graph.inputs)
+    lines.extend(f"{indent}# {note}" for note in graph.meta.get("notes", ()))
     lines.append(f"{indent}graph({params}) {{")
     for n in graph.nodes:
         outs = ", ".join(f"{name(v)}:{v.type}" for v in n.outputs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compiler.ir.graph import SHAPE_RULES, Graph, ShapeError, Value
+from compiler.ir.graph import OUT_TYPES_RULES, SHAPE_RULES, Graph, ShapeError, Value
 
 
 class VerifyError(AssertionError):
@@ -21,7 +21,9 @@ def verify(graph: Graph) -> Graph:
             if v not in defined:
                 raise VerifyError(f"node {i} ({n.op}) uses a value before it is defined")
         rule = SHAPE_RULES.get(n.op)
-        if rule is not None and len(n.outputs) == 1:
+        if n.op in OUT_TYPES_RULES:  # loops: every output typed by the body (and bodies checked)
+            _verify_multi(i, n)
+        elif rule is not None and len(n.outputs) == 1:
             try:
                 expect = rule([v.type for v in n.inputs], **n.attrs)
             except ShapeError as exc:
@@ -47,3 +49,23 @@ def verify(graph: Graph) -> Graph:
         if v not in defined:
             raise VerifyError("a graph output is never defined")
     return graph
+
+
+def _verify_multi(i: int, n) -> None:
+    """A node whose op types all its outputs (loop nodes): check bodies, then the types."""
+    for k, sub in n.attr_items():
+        if isinstance(sub, Graph):
+            try:
+                verify(sub)
+            except VerifyError as exc:
+                raise VerifyError(f"node {i} ({n.op}), in its {k}: {exc}") from None
+    try:
+        expect = OUT_TYPES_RULES[n.op]([v.type for v in n.inputs], **n.attrs)
+    except ShapeError as exc:
+        raise VerifyError(f"node {i} ({n.op}): {exc}") from None
+    got = [v.type for v in n.outputs]
+    if list(expect) != got:
+        raise VerifyError(
+            f"node {i} ({n.op}): outputs typed {', '.join(map(str, got))}, "
+            f"its rule says {', '.join(map(str, expect))}"
+        )

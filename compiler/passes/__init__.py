@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from compiler.passes import batch, cse, dce, fold, simplify  # noqa: F401  (registers the passes)
+from compiler.passes import batch, cse, dce, fold, loops, simplify  # noqa: F401  (registers)
 from compiler.passes.manager import (
     DEFAULT_PASSES,
     OPTIONAL_PASSES,

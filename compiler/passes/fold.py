@@ -37,7 +37,8 @@ def fold_node(node: Node, rw: Rewriter) -> Value | None:
     return rw.full(node.out.type, out) if uniform else rw.constant(out)
 
 
-RULES = {name: [fold_node] for name, op in OPS.items() if op.kind is not Kind.CONST}
+# loops are never folded: running a loop at compile time could cost as much as the program
+RULES = {name: [fold_node] for name, op in OPS.items() if op.kind not in (Kind.CONST, Kind.LOOP)}
 
 
 @register_pass("fold")

@@ -35,7 +35,10 @@ PASSES: dict[str, Pass] = {}
 #   nodes it absorbs, all of them single-use);
 # - fuse last: it groups the final elementwise chains into loop nests, and its `fused`
 #   nodes are opaque to the other passes.
-DEFAULT_PASSES: tuple[str, ...] = ("simplify", "fold", "batch", "cse", "dce", "fuse")
+# - loops first: it merges each loop with the residual-storing twin its VJP rule emitted by
+#   comparing their bodies as emitted (before other passes make them differ), then runs
+#   these passes inside the bodies (compiler/passes/loops.py).
+DEFAULT_PASSES: tuple[str, ...] = ("loops", "simplify", "fold", "batch", "cse", "dce", "fuse")
 
 # Passes that may be named (in DEFAULT_PASSES, `disable`, the environment) before their
 # module exists; `run_passes` skips them while unregistered. `fuse` lives in its own module.

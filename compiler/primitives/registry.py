@@ -27,6 +27,7 @@ class Kind(enum.Enum):
     INDEX = "index"  # gather, scatter, set_slice, concatenate
     LINALG = "linalg"
     CONST = "const"
+    LOOP = "loop"  # scan, while_loop: a body graph run many times (compiler/primitives/control.py)
 
 
 class Cost(enum.Enum):

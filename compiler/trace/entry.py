@@ -76,7 +76,8 @@ def trace_tree(fun: Callable, args: tuple, kwargs: dict | None = None) -> Traced
                     f"the traced function returned a {type(o).__name__}; "
                     "outputs must be arrays or scalars (in lists/tuples/dicts)"
                 )
-    graph = ctx.builder.build(out_vals, meta={"out_tree": out_tree})
+    meta = {"out_tree": out_tree, **({"notes": tuple(ctx.notes)} if ctx.notes else {})}
+    graph = ctx.builder.build(out_vals, meta=meta)
     return Traced(graph, kinds, in_tree, out_tree, [t for t, _ in ctx.captured])
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from compiler.trace import layout, ops
-from compiler.trace.tracer import Tracer, user_location
+from compiler.trace.tracer import Tracer, find_context, user_location
 
 
 def _expand_key(key: Any, ndim: int) -> list:
@@ -158,6 +158,9 @@ def _merge_advanced(x: Tracer, key: Any) -> tuple[Tracer, Any]:
 
 
 def getitem(x: Tracer, key: Any) -> Tracer:
+    inner = find_context([x, *(key if isinstance(key, tuple) else (key,))])
+    if inner is not x._ctx:  # a traced index from a nested trace (a loop step): index there
+        x = inner.lift(x)
     if _is_scalar_key(key, x.ndim):
         # an integer for every axis gives NumPy a scalar, which is a copy: writing to it
         # (`s = a[0]; s *= 2`) must not write back into `a`, so the result is not a view

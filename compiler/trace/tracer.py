@@ -50,6 +50,7 @@ class TraceContext:
         self.builder = Builder()
         self.loc: str | None = None  # when set, nodes get this location (autodiff rules)
         self.captured: list[tuple[Tracer, Value]] = []  # (outer tracer, our input Value)
+        self.notes: list[str] = []  # choices made while tracing (jacobian's mode), for dumps
         self._captured_ids: dict[int, Value] = {}
 
     def emit(self, op: str, inputs: Sequence[Value], attrs: dict | None = None) -> Value:

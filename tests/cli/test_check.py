@@ -91,3 +91,14 @@ def test_check_gradients_blames_the_backend_when_only_compiled_code_is_wrong(mon
     report = check_gradients(_loss, _args(), (0, 1), names=["W", "x"], backend="interpret")
     assert not report.ok
     assert report.stage == "codegen", report.format()
+
+
+def test_check_gradients_names_custom_rules_when_they_differ_from_fd():
+    from compiler import stop_gradient
+
+    def f(x):
+        return np.sum(stop_gradient(x) * x)
+
+    report = check_gradients(f, [np.ones(3)], (0,), names=["x"], backend="interpret")
+    assert not report.ok and report.stage == "autodiff"
+    assert "user-defined derivative rules (stop_gradient)" in report.verdict

@@ -127,6 +127,18 @@ def test_cli_ir_vjp_mode_prints_forward_and_backward(model):
     assert "# forward" in out and "# backward" in out
 
 
+def test_cli_ir_jacobian_mode_says_which_mode_it_picked(model):
+    # vector: W f64[5,3] and x f64[4,5] (35 elements) -> f64[4,3] (12): reverse is cheaper
+    args = ["ir", "model.py:vector", *MODEL_ARGS, "--mode", "jacobian", "--stage", "traced"]
+    out = _ok(run_gradc(model, *args))
+    assert out.startswith("# jacobian: reverse mode (35 input elements, 12 output elements)")
+    (model / "tall.py").write_text(
+        "import numpy as np\n\ndef tall(x):\n    return x[:, None] * x\n"
+    )
+    out = _ok(run_gradc(model, "ir", "tall.py:tall", "--arg", "x=f64[3]", "--mode", "jacobian"))
+    assert out.startswith("# jacobian: forward mode (3 input elements, 9 output elements)")
+
+
 def test_cli_ir_jit_mode_has_no_grad_stage(tmp_path):
     proc = run_gradc(tmp_path, "ir", "--example", "seed", "--mode", "jit", "--stage", "grad")
     assert proc.returncode == 2

@@ -25,7 +25,7 @@ def _g():
 
 
 def test_default_passes_are_explicit_with_fuse_last():
-    assert DEFAULT_PASSES == ("simplify", "fold", "batch", "cse", "dce", "fuse")
+    assert DEFAULT_PASSES == ("loops", "simplify", "fold", "batch", "cse", "dce", "fuse")
     assert set(DEFAULT_PASSES) <= set(known_passes())
 
 
@@ -47,9 +47,10 @@ def test_run_passes_disable_and_report():
     g = _g()
     out = run_passes(g, disable=("cse", "fuse"), report=report)
     names = [r.name for r in report]
-    assert "cse" not in names and names[:4] == ["simplify", "fold", "batch", "dce"]
-    assert report[0].nodes_before == len(g.nodes) and report[0].changed
-    assert report[1].changed is False  # fold finds no constants
+    assert "cse" not in names and names[:5] == ["loops", "simplify", "fold", "batch", "dce"]
+    assert report[0].changed is False  # no loops
+    assert report[1].nodes_before == len(g.nodes) and report[1].changed
+    assert report[2].changed is False  # fold finds no constants
     assert report[-1].nodes_after == len(out.nodes)
     assert all(r.seconds >= 0 for r in report)
     assert "simplify" in format_report(report)

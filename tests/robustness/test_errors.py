@@ -22,6 +22,8 @@ from compiler import checkpoint, grad, interpret, jit, trace, value_and_grad, vj
 from compiler.ir import Builder, Graph, Node, TensorType, Value, VerifyError, parse_type, verify
 from compiler.ir.graph import ShapeError
 from compiler.trace import TracerError
+from tests.distributed.error_cases import distributed_cases
+from tests.loops.error_cases import loop_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -320,9 +322,9 @@ def _unusual_cases() -> list[Case]:
              r"rc=2: gradc ir: error: --format png writes binary data: use -o FILE.png"),
         Case(("compiler/cli/stages.py", "unknown --mode"),
              lambda: __import__("compiler.cli.stages").cli.stages.transform(
-                 _target(), "hessian", (), "interpret"),
+                 _target(), "hess", (), "interpret"),
              __import__("compiler.cli.target").cli.target.UsageError,
-             "unknown --mode 'hessian'; choose one of"),
+             "unknown --mode 'hess'; choose one of"),
         Case(("compiler/cli/stages.py", "unknown --stage"), _stage("final"), _usage(),
              "unknown --stage 'final'; choose one of traced"),
         Case(("compiler/cli/stages.py", "--print-after needs --stage passes"),
@@ -432,17 +434,17 @@ def _api_cases() -> list[Case]:
              r"unknown backend 'gpu'; choose one of \('numba', 'interpret'\)"),
         Case(("compiler/api.py", "checkpoint expects a callable"), lambda: checkpoint("f"),
              TypeError, "checkpoint expects a callable, got str"),
-        Case(("compiler/api.py", "needs the function to return a pair"),
+        Case(("compiler/autodiff/inline.py", "needs the function to return a pair"),
              lambda: grad(lambda x: np.sum(x), has_aux=True)(X), TypeError,
              r"grad\(has_aux=True\) needs the function to return a pair \(output, aux\); "
              r"it returned an array f64\[\]"),
-        Case(("compiler/api.py", "is out of range for a function"),
+        Case(("compiler/autodiff/inline.py", "is out of range for a function"),
              lambda: grad(lambda x: np.sum(x), argnums=2)(X), ValueError,
              "grad: argnums=2 is out of range for a function called with 1 positional"),
-        Case(("compiler/api.py", "gradients need float32/float64"),
+        Case(("compiler/autodiff/inline.py", "gradients need float32/float64"),
              lambda: grad(lambda x, n: np.sum(x) * n, argnums=1)(X, 3), TypeError,
              r"grad: argument 'n' \(argnums=1\) has type int; gradients need float32/float64"),
-        Case(("compiler/api.py", "gradients need float32/float64"),
+        Case(("compiler/autodiff/inline.py", "gradients need float32/float64"),
              lambda: grad(lambda i: np.sum(i * 2.0))(np.arange(3)), TypeError,
              r"grad: argument 'i' \(argnums=0\) has dtype int64; gradients need"),
         Case(("compiler/api.py", "For non-scalar outputs use"),
@@ -458,9 +460,6 @@ def _api_cases() -> list[Case]:
         Case(("compiler/api.py", "cotangent shaped"),
              lambda: vjp(lambda x: x * 2.0, X)[1](np.ones(4)), ValueError,
              r"vjp pullback: cotangent shaped \(4,\) for an output shaped \(3,\)"),
-        Case(("compiler/api.py", "vjp inside another transformation"),
-             lambda: grad(lambda x: np.sum(vjp(lambda y: y * 2.0, x)[0]))(X),
-             NotImplementedError, "vjp inside another transformation is not supported yet"),
         Case(("compiler/api.py", "ndarray subclass whose operators differ"),
              lambda: grad(lambda a: np.sum(a))(np.matrix([[1.0, 2.0]])), TypeError,
              r"gradc does not accept numpy.*matrix arguments .*pass np.asarray\(x\)"),
@@ -716,7 +715,127 @@ def _shape_rule_cases() -> list[Case]:
     ]  # fmt: skip
 
 
-CASES = _api_cases() + _trace_cases() + _shape_rule_cases() + _verify_cases() + _unusual_cases()
+def _leaked_pullback():
+    kept = []
+
+    def f(x):
+        out, pullback = vjp(np.sin, x)
+        kept.append(pullback)
+        return np.sum(out)
+
+    grad(f, backend="interpret")(X)
+    return kept[0](X)
+
+
+def _in_grad(body):
+    """Run `body(x)` inside a grad trace (summing whatever it returns)."""
+    return lambda: grad(lambda x: np.sum(body(x)), backend="interpret")(X)
+
+
+def _custom(kind, fun, rule=None, bwd=None):
+    f = getattr(compiler, kind)(fun)
+    if kind == "custom_vjp" and rule is not None:
+        f.defvjp(rule, bwd)
+    elif rule is not None:
+        f.defjvp(rule)
+    return f
+
+
+def _transform_cases() -> list[Case]:
+    from compiler import hvp, jacfwd, jvp, linearize
+
+    apply, cust = "compiler/autodiff/apply.py", "compiler/transforms/custom.py"
+    ident = lambda x: x  # noqa: E731
+    twice = _custom(
+        "custom_vjp", lambda x: x * 2.0, lambda x: (x * 2.0, None), lambda r, g: (g * 2.0,)
+    )
+    bad_fwd = _custom("custom_vjp", ident, lambda x: x, lambda r, g: (g,))
+    bad_struct = _custom("custom_vjp", ident, lambda x: (x, None), lambda r, g: ([g],))
+    jvp_not_pair = _custom("custom_jvp", ident, lambda p, t: t[0])
+    jvp_tree = _custom("custom_jvp", ident, lambda p, t: (p[0], (t[0],)))
+    jvp_shape = _custom("custom_jvp", ident, lambda p, t: (p[0], t[0][:2]))
+    one_ct = _custom(
+        "custom_vjp", lambda x, y: x * y, lambda x, y: (x * y, None), lambda r, g: (g,)
+    )
+    bad_shape = _custom("custom_vjp", ident, lambda x: (x, None), lambda r, g: (g[:2],))
+
+    def closes_over(x):
+        inner = _custom("custom_jvp", lambda y: y * x, lambda p, t: (p[0] * x, t[0] * x))
+        return inner(x)
+
+    return [
+        Case((apply, "must be a tuple or list"), lambda: jvp(ident, X, X), TypeError,
+             "jvp: primals must be a tuple or list with one entry per positional argument"),
+        Case((apply, "primals but"), lambda: jvp(ident, (X,), ()), ValueError,
+             "jvp: 1 primals but 0 tangents"),
+        Case((apply, "has structure"), lambda: jvp(ident, ({"a": X},), ({"b": X},)), TypeError,
+             r"jvp: the tangent for argument 'x' has structure .* but the primal has"),
+        Case((apply, "but the primal "), lambda: jvp(ident, (X,), (X[:2],)), ValueError,
+             r"jvp: the tangent for argument 'x' has shape \(2,\), but the primal has shape"),
+        Case((apply, "but the primal has dtype"),
+             lambda: jvp(ident, (X,), (X.astype(np.float32),)), TypeError,
+             r"has dtype float32 \(shape \(3,\)\), but the primal has dtype float64"),
+        Case((apply, "the cotangent must have the output's"),
+             _in_grad(lambda x: vjp(ident, x)[1]((x, x))[0]), TypeError,
+             "vjp pullback: the cotangent must have the output's structure"),
+        Case((apply, "cotangent shaped"), _in_grad(lambda x: vjp(ident, x)[1](x[:2])[0]),
+             ValueError, r"vjp pullback: cotangent shaped \(2,\) for an output shaped \(3,\)"),
+        Case(("compiler/autodiff/inline.py", "was called outside the traced function"),
+             _leaked_pullback, RuntimeError,
+             "vjp pullback was called outside the traced function it belongs to"),
+        Case(("compiler/transforms/forward.py", "jvp expects a callable"),
+             lambda: jvp(3, (X,), (X,)), TypeError, "jvp expects a callable, got int"),
+        Case(("compiler/transforms/forward.py", "linearize expects a callable"),
+             lambda: linearize(3, X), TypeError, "linearize expects a callable, got int"),
+        Case(("compiler/transforms/jacobian.py", "{name} expects a callable"),
+             lambda: jacfwd(None), TypeError, "jacfwd expects a callable, got NoneType"),
+        Case(("compiler/transforms/jacobian.py", "hvp expects a callable"),
+             lambda: hvp(1.0), TypeError, "hvp expects a callable, got float"),
+        Case((cust, "{self.kind} expects a callable"), lambda: compiler.custom_vjp(2),
+             TypeError, "custom_vjp expects a callable, got int"),
+        Case((cust, "pass arguments by position"), lambda: twice(x=X), TypeError,
+             r"custom_vjp function <lambda>: pass arguments by position \(got keywords \['x'\]"),
+        Case((cust, "has no rule yet"), _in_grad(compiler.custom_jvp(ident)), TypeError,
+             r"custom_jvp function <lambda> has no rule yet: decorate a rule with @f.defjvp"),
+        Case((cust, "needs two callables"), lambda: compiler.custom_vjp(ident).defvjp(1, 2),
+             TypeError, r"custom_vjp.defvjp\(fwd, bwd\) needs two callables"),
+        Case((cust, "defjvp needs a callable"), lambda: compiler.custom_jvp(ident).defjvp(1),
+             TypeError, "custom_jvp.defjvp needs a callable"),
+        Case((cust, "(output, residuals)"), _in_grad(bad_fwd), TypeError,
+             r"custom_vjp fwd rule <lambda> of <lambda> must return \(output, residuals\); "
+             r"it returned an array f64\[3\]"),
+        Case((cust, "expected the argument's structure"), _in_grad(bad_struct), TypeError,
+             r"custom_vjp bwd rule <lambda> of <lambda> returned a cotangent for argument 'x' "
+             r"with structure .*; expected the argument's structure"),
+        Case((cust, "expected a tuple of"), _in_grad(lambda x: one_ct(x, x)),
+             TypeError, r"custom_vjp bwd rule <lambda> of <lambda> returned 1 cotangents; "
+             r"expected a tuple of 2, one per positional argument of <lambda> \(x, y\)"),
+        Case((cust, "returned a cotangent of shape"), _in_grad(bad_shape), ValueError,
+             r"returned a cotangent of shape \(2,\) for argument 'x'; expected \(3,\)"),
+        Case((cust, "returned an output tangent of shape"),
+             lambda: jvp(jvp_shape, (X,), (X,), backend="interpret"), ValueError,
+             r"returned an output tangent of shape \(2,\) for output 0; expected \(3,\)"),
+        Case((cust, "reads a value traced by an enclosing"), _in_grad(closes_over), TypeError,
+             "custom_jvp function <lambda> reads a value traced by an enclosing transformation"),
+        Case((cust, "(output, output_tangent)"),
+             lambda: jvp(jvp_not_pair, (X,), (X,), backend="interpret"), TypeError,
+             r"custom_jvp rule <lambda> of <lambda> must return \(output, output_tangent\)"),
+        Case((cust, "returned a tangent with structure"),
+             lambda: jvp(jvp_tree, (X,), (X,), backend="interpret"), TypeError,
+             r"returned a tangent with structure .*; expected the output's structure"),
+    ]  # fmt: skip
+
+
+CASES = (
+    _transform_cases()
+    + _api_cases()
+    + _trace_cases()
+    + _shape_rule_cases()
+    + _verify_cases()
+    + _unusual_cases()
+    + distributed_cases(Case)
+)
+CASES += loop_cases(Case)  # scan / while_loop (tests/loops/error_cases.py)
 
 # raise statements no user can reach (or that only guard gradc's own invariants), by
 # (file, fragment of the statement): reason
@@ -750,6 +869,13 @@ INTERNAL = {
     ("compiler/cli/localize.py", "cannot rebuild the node alone"): "invariant of localize",
     ("compiler/primitives/shape.py", "raise ValueError"): "caught on the next line",
     ("runtime/signature.py", "raise _Unhashable()"): "internal; re-raised with the leaf path",
+    ("compiler/autodiff/batch.py", "raise NotBatchable"): "caught: Jacobians fall back to "
+    "unrolled sweeps (tests/autodiff/test_batch.py)",
+    ("compiler/autodiff/custom.py", "raise NotImplementedError"): "abstract CustomRule methods",
+    ("compiler/autodiff/custom.py", "do not match its body"): "invariant: nodes built from "
+    "their body",
+    ("compiler/autodiff/inline.py", "internal:"): "invariant: splice binds typed inputs",
+    ("compiler/transforms/custom.py", "raise NotImplementedError"): "abstract _ready",
     (
         "compiler/ir/verify.py",
         'raise VerifyError(f"node {i} ({n.op}): {exc}")',

@@ -234,3 +234,16 @@ def test_clear_cache_removes_only_entries(cache_root):
     cache.clear_memory_cache()
     load_module(SOURCE)
     assert cache.cache_stats()["written"] == 1
+
+
+def test_clear_memory_cache_keeps_loaded_modules_importable_for_lazy_compiles(cache_root):
+    # regression: a kernel shared across stages compiled for a new signature after the memo
+    # was cleared got Numba's '<dynamic>' module name, and its disk-cache entry then failed to
+    # load in a later process (ModuleNotFoundError: No module named '<dynamic>')
+    src = "import numba\n\n@numba.njit(cache=True)\ndef inc(x):\n    return x + 1\n"
+    module = load_module(src)
+    cache.clear_memory_cache()
+    assert sys.modules[module.__name__] is module
+    assert module.inc(1.5) == 2.5  # compiled now, after the clear
+    (cres,) = module.inc.overloads.values()
+    assert cres.fndesc.modname == module.__name__
