@@ -28,7 +28,8 @@ from compiler.pipeline import grad_stages, lower, optimize, vjp_stages
 from compiler.plan import Policy, mark_segment
 from compiler.trace import ARRAY, FLOAT, STATIC, Tracer, flatten, trace_tree
 from compiler.trace.creation import active_contexts
-from compiler.trace.entry import leaf_kind
+from compiler.trace.draws import sample as sample_draws
+from compiler.trace.entry import call_user, leaf_kind
 from compiler.trace.loops import loop_memory
 from runtime.call import grad_assembler
 from runtime.memo import per_function
@@ -83,6 +84,7 @@ class _Spec:
         "fast",
         "all_dyn",
         "has_arrays",
+        "draws",
     )
 
 
@@ -139,6 +141,8 @@ class _Transform:
             if fixed is not None:  # a strided, Fortran-order or byte-swapped array: copy once
                 leaves = fixed
         flat = leaves if spec.all_dyn else [leaves[i] for i in spec.dyn]
+        if spec.draws:  # random draws inside the function: fresh from the real generators
+            flat = [*flat, *sample_draws(spec.draws)]
         if spec.fast is not None and not debug_nans.ENABLED:
             return spec.fast(flat)
         outs = spec.fn(*flat)
@@ -161,6 +165,8 @@ class _Transform:
                 spec.fast = self._fast_assembler(spec)
                 self._cache[key] = spec
         flat = [leaves[i] for i in spec.dyn]
+        if spec.draws:
+            flat += sample_draws(spec.draws)
         outs = spec.fn(*flat)
         if debug_nans.ENABLED:
             self._debug_nans(spec, flat, outs)
@@ -168,7 +174,7 @@ class _Transform:
 
     def _fast_assembler(self, spec: _Spec) -> Callable | None:
         """`flat -> result` for grad/value_and_grad without aux; None: use the general path."""
-        if self.mode not in ("grad", "value_and_grad") or self.has_aux:
+        if self.mode not in ("grad", "value_and_grad") or self.has_aux or spec.draws:
             return None
         raw = getattr(spec.fn, "raw", None)
         final = spec.graphs.get("final")
@@ -248,6 +254,7 @@ class _Transform:
             raise RuntimeError("internal: captured values outside a trace")
         spec = _Spec()
         spec.dyn = dyn
+        spec.draws = tr.draws
         spec.out_tree = tr.out_tree
         spec.n_out = len(tr.graph.outputs)
         spec.single = self.single
@@ -371,7 +378,7 @@ class _Transform:
     # -- inside another trace ------------------------------------------------------------------
     def _inline(self, args: tuple, kwargs: dict, leaves: list) -> Any:
         if self.mode == "jit":
-            return self.fun(*args, **kwargs)
+            return call_user(self.fun, args, kwargs)
         if self.mode == "vjp":  # forward spliced now; the pullback splices its backward
             return vjp_in_trace(self.fun, args, self.has_aux)
         ctx = active_contexts()[-1] if active_contexts() else None
@@ -391,6 +398,7 @@ class _Transform:
         self._value_leaf_check(tr)
         joint = vjp_graph(tr.graph, wrt_inputs, seeds="ones", ct_outputs=(0,))
         ins = [ctx.lift(leaves[i]).value for i in dyn] + [ctx.lift(c).value for c in tr.captured]
+        ins += [v for v in map(ctx.draw_input, tr.draws) if v is not None]
         outs = copy_into(ctx.builder, joint, ins)
         return self._assemble(spec, [Tracer(ctx, v) for v in outs])
 

@@ -21,6 +21,7 @@ _KIND_TITLES = {
     Kind.SHAPE: "Shape and view ops",
     Kind.INDEX: "Indexing, scatter and concatenation",
     Kind.LINALG: "Linear algebra (library calls)",
+    Kind.SCAN: "Scans, products and sorting (NumPy calls from the driver)",
     Kind.CONST: "Constants",
     Kind.LOOP: "Loops (a body graph run many times; see the user guide)",
 }
@@ -55,6 +56,144 @@ def _signature(op: OpDef) -> str:
     attrs = sorted({k for s in samples for k in s.attrs})
     n = "/".join(str(a) for a in arity)
     return f"{n}" + (f" · {', '.join(attrs)}" if attrs else "")
+
+
+# NumPy/SciPy functions that need no record of their own: how the tracer lowers them
+_COMPOSED = [
+    (
+        "`np.einsum` (any subscripts, `...`, repeated indices, implicit output)",
+        "diagonals for repeated indices, sums for private indices, then the `np.einsum_path` "
+        "(greedy) pair order as transpose + reshape + batched `matmul`",
+    ),
+    ("`np.tensordot`, `np.inner`, `np.dot` (N-d)", "`einsum`"),
+    ("`np.outer`, `np.kron`, `np.vdot`", "reshapes, broadcasting `multiply`, `sum`"),
+    ("`np.linalg.det`", "`det_sign * exp(logabsdet)`"),
+    (
+        "`np.linalg.norm` (vector: None/2, 1, inf, -inf, 0, p; matrix: 'fro', 1, -1, inf, -inf, "
+        "2, -2, 'nuc'; `axis`, `keepdims`)",
+        "`sqrt(sum(x*x))` (gradient nan at x = 0), `abs` + `sum`/`max`/`min`, singular values",
+    ),
+    (
+        "`np.linalg.pinv`, `np.linalg.lstsq`",
+        "`svd` with NumPy's cutoff (`rcond`); `lstsq` residuals take the full-rank shape",
+    ),
+    ("`np.linalg.eigvalsh`, `np.linalg.svd(compute_uv=False)`", "`eigh`, `svd`"),
+    (
+        "`scipy.linalg.cho_factor` / `cho_solve`, `scipy.linalg.cholesky` (upper by default)",
+        "`cholesky`, two `solve_triangular` (the unused triangle holds zeros)",
+    ),
+    ("`np.trace`, `np.diag`, `np.diagonal`", "a strided slice of the flattened matrix"),
+    ("`np.var`, `np.std` (`ddof`)", "mean of squared deviations (as NumPy computes them)"),
+    (
+        "`np.average` (`weights`), `np.ptp`, `np.diff` (`n`, `prepend`, `append`)",
+        "`sum`, `max - min`, slices and `subtract`",
+    ),
+    ("`np.nansum`, `np.nanmean`", "`where(x == x, x, 0)`"),
+    (
+        "`np.logaddexp.reduce`, `scipy.special.logsumexp` (`b`, `axis`, `keepdims`), "
+        "`softmax`, `log_softmax`",
+        "max-shifted `exp`/`sum`/`log` (the shift cancels in the gradient)",
+    ),
+    (
+        "`np.add.reduce`/`accumulate`, `np.multiply.reduce`/`accumulate`, "
+        "`np.maximum.reduce`, `np.minimum.reduce`",
+        "`sum`, `cumsum`, `prod`, `cumprod`, `max`, `min`",
+    ),
+    ("`sum`/`mean`/`max`/`min` with `where=` and `initial=`", "`where` before the reduction"),
+    (
+        "`np.sort`, `np.take_along_axis`, `np.put_along_axis`, `np.partition`, `np.argpartition`",
+        "`argsort` and one `take`/`scatter` at flat indices: the gradient goes back through the "
+        "permutation; `partition` returns the sorted array (a valid partition)",
+    ),
+    ("`np.tril`, `np.triu`", "`where` with a constant triangular mask"),
+    (
+        "`np.flip`, `np.roll`, `np.tile`, `np.repeat`, `np.pad` (constant), `np.split`, "
+        "`np.array_split`, `np.moveaxis`, `np.meshgrid`, `np.column_stack`, `np.dstack`, "
+        "`np.atleast_*d`",
+        "slices (views), `concatenate`, `broadcast_to` + `reshape`, `set_slice`",
+    ),
+    ("`np.deg2rad`, `np.rad2deg`, `np.round(decimals=0)`", "`multiply`, `rint`"),
+    (
+        "`np.array` / `np.asarray` of (nested) lists of traced values, NumPy functions called on "
+        "such lists",
+        "`concatenate` of reshaped items (NumPy's own shape and dtype rules)",
+    ),
+    (
+        "`x[mask]` (traced boolean mask) in a reduction, `x[mask] = v`, `x[mask] += v`",
+        "`where(mask, ...)` before the reduction / as the update",
+    ),
+    ("`rng.*` draws, `np.random.*`", "graph inputs filled from the real generator at each call"),
+]
+
+# what gradc does not support, and what to write instead
+_UNSUPPORTED = [
+    ("Python control flow on traced values (`if x > 0`)", "`np.where(cond, a, b)`, `np.clip`"),
+    (
+        "`x[mask]` with a traced mask, other than in a reduction or an assignment",
+        "`np.where(mask, x, 0)`; `np.sum(mask)` for the count",
+    ),
+    ("`np.nonzero`, `np.where(cond)` with one argument, `np.unique`", "masks and `np.where`"),
+    ("`np.linalg.svd(full_matrices=True)` of a non-square matrix", "`full_matrices=False`"),
+    ("`np.linalg.qr` of a wide matrix (m < n)", "QR-factor the transpose"),
+    (
+        "`np.linalg.eig`, `np.linalg.eigvals` (non-symmetric)",
+        "`np.linalg.eigh` for symmetric matrices",
+    ),
+    (
+        "`np.pad` modes other than 'constant'",
+        "`np.concatenate` of slices (`x[..., :1]` for 'edge')",
+    ),
+    (
+        "`rng.<draw>` with traced parameters (other than `normal`, `uniform`)",
+        "draw standard noise and transform it, or draw outside and pass it in",
+    ),
+    ("`rng.shuffle` (in place)", "`x[rng.permutation(len(x))]`"),
+    (
+        "random draws inside a `scan`/`while_loop` step (traced once, so drawn once)",
+        "draw the noise for every step before the loop and pass it in as `xs`",
+    ),
+    ("`float(x)`, `x.item()`, `math.*` on traced values", "`np.*` on 0-d arrays"),
+    ("`scipy.special.logsumexp(return_sign=True)`", "with positive `b` the sign is 1"),
+]
+
+
+def _extra_sections() -> list[str]:
+    lines = [
+        "",
+        "## NumPy and SciPy functions built from the ops above",
+        "",
+        "These have no record of their own; the tracer lowers them (`compiler/trace/*_api.py`), "
+        "and their gradients follow from the ops'.",
+        "",
+        "| function | lowered to |",
+        "|---|---|",
+    ]
+    lines += [f"| {_cell(f)} | {_cell(how)} |" for f, how in _COMPOSED]
+    lines += [
+        "",
+        "## Gradients at kinks and degenerate points",
+        "",
+        "- Piecewise-constant ops (`sign`, `floor`, `ceil`, `trunc`, `rint`, `round`, "
+        "`floor_divide`, comparisons, `arg*`) have zero gradient, 0 also at the jumps.",
+        "- `abs` at 0: 0. `maximum`/`minimum`/`fmax`/`fmin`/`clip` ties: the first operand. "
+        "`max`/`min` reductions: tied extrema share the gradient equally.",
+        "- `sqrt`, `cbrt`, `arcsin`/`arccos` at the ends of their domain, `norm` at 0: inf or "
+        "nan, as NumPy's arithmetic gives.",
+        "- `eigh`/`svd` at repeated eigenvalues/singular values: the 1/(w_j - w_i) terms of "
+        "exactly equal pairs are dropped (exact for losses of the values and of the spans of "
+        "repeated vectors; no gradient is right for a particular basis of such a span).",
+        "- `cholesky`, `eigh` read the lower triangle and `solve_triangular` its triangle, as "
+        "NumPy/SciPy do: the gradient lives on that triangle.",
+        "- `cumprod`'s gradient divides by x (nan at x = 0); `prod`'s is exact at zeros.",
+        "- `sort`: the gradient follows the permutation (ties keep their stable order).",
+        "",
+        "## Not supported, and what to write instead",
+        "",
+        "| not supported | write instead |",
+        "|---|---|",
+    ]
+    lines += [f"| {_cell(f)} | {_cell(how)} |" for f, how in _UNSUPPORTED]
+    return lines
 
 
 def render_ops() -> str:
@@ -94,6 +233,7 @@ def render_ops() -> str:
                 f"| `{op.name}` | {_signature(op)} | {_gradient(op)} | {op.cost.name} "
                 f"| {_codegen(op)} |"
             )
+    lines += _extra_sections()
     lines.append("")
     return "\n".join(lines)
 

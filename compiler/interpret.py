@@ -13,6 +13,7 @@ import optree
 
 from compiler.ir.graph import Graph, Node
 from compiler.primitives import OPS, Kind
+from compiler.trace.draws import sample
 
 
 def run_node(n: Node, args: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -63,6 +64,8 @@ def interpret(graph: Graph, *args: Any, **kwargs: Any) -> Any:
         if tree != meta["in_tree"]:
             raise TypeError("arguments do not have the structure the graph was traced with")
         flat = [x for x, k in zip(leaves, meta["kinds"]) if k != "static"]
+        if "draws" in meta:  # random draws inside the function: made anew on each run
+            flat += sample(meta["draws"])
     else:
         flat = list(args)
     outs = run_graph(graph, flat)

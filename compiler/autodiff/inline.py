@@ -115,14 +115,20 @@ class Sub:
     dyn: list[int]  # leaf positions that are graph inputs, in graph-input order
     n_primal: int  # output leaves of the primal part (all of them without has_aux)
     has_aux: bool
+    _drawn: list | None = None  # the draws' inputs in the enclosing trace (see `inputs`)
 
     @property
     def graph(self) -> Graph:
         return self.traced.graph
 
     def inputs(self) -> list[Any]:
-        """What the sub-graph's inputs are bound to: dynamic leaves, then captured values."""
-        return [self.leaves[i] for i in self.dyn] + list(self.traced.captured)
+        """What the sub-graph's inputs are bound to: dynamic leaves, captured values, then
+        the random draws made inside (recorded once as draws of the enclosing trace)."""
+        if self._drawn is None:
+            ctx = current_trace("a transformation")
+            vals = [ctx.draw_input(d) for d in self.traced.draws]  # events too, in order
+            self._drawn = [Tracer(ctx, v) for v in vals if v is not None]
+        return [self.leaves[i] for i in self.dyn] + list(self.traced.captured) + self._drawn
 
     def position(self, leaf: int) -> int:
         """Graph-input position of argument leaf `leaf`."""

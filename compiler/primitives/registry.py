@@ -26,6 +26,7 @@ class Kind(enum.Enum):
     SHAPE = "shape"  # reshape/transpose/broadcast/slice: views where the layout allows
     INDEX = "index"  # gather, scatter, set_slice, concatenate
     LINALG = "linalg"
+    SCAN = "scan"  # cumulative ops, products, sorting: NumPy calls from the driver
     CONST = "const"
     LOOP = "loop"  # scan, while_loop: a body graph run many times (compiler/primitives/control.py)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.trace import layout, ops
+from compiler.trace import layout, masking, ops
 from compiler.trace.tracer import Tracer, find_context, user_location
 
 
@@ -157,10 +157,26 @@ def _merge_advanced(x: Tracer, key: Any) -> tuple[Tracer, Any]:
     return merged, tuple(items[:p]) + (flat,) + tuple(items[q + 1 :])
 
 
-def getitem(x: Tracer, key: Any) -> Tracer:
+def _mask_key(key: Any) -> Any:
+    """The traced boolean mask of `x[mask]` (alone, or alone in a tuple), else None."""
+    if masking.is_traced_mask(key):
+        return key
+    if isinstance(key, tuple) and any(masking.is_traced_mask(k) for k in key):
+        if len(key) == 1:
+            return key[0]
+        raise masking.data_dependent("a traced boolean mask together with other indices")
+    return None
+
+
+def getitem(x: Tracer, key: Any) -> Any:
     inner = find_context([x, *(key if isinstance(key, tuple) else (key,))])
     if inner is not x._ctx:  # a traced index from a nested trace (a loop step): index there
         x = inner.lift(x)
+    mask = _mask_key(key)
+    if mask is not None:
+        return masking.getitem(x, mask)
+    if masking.has_constant_mask(key):
+        key = masking.constant_mask_key(x, key)
     if _is_scalar_key(key, x.ndim):
         # an integer for every axis gives NumPy a scalar, which is a copy: writing to it
         # (`s = a[0]; s *= 2`) must not write back into `a`, so the result is not a view
@@ -222,11 +238,19 @@ def setitem(x: Tracer, key: Any, v: Any) -> None:
             f"NumPy scalar (a full reduction, x[i, j], a scalar argument), not an array "
             f"(at {user_location()})"
         )
+    mask = _mask_key(key)
+    if mask is not None:
+        masking.setitem(x, mask, v)
+        return
+    if masking.has_constant_mask(key):
+        key = masking.constant_mask_key(x, key)
     _write(x, key, v, accumulate=False)
 
 
 def add_at(x: Tracer, key: Any, v: Any) -> None:
     """`np.add.at(x, key, v)`: like `x[key] += v`, but repeated indices accumulate."""
+    if masking.has_constant_mask(key):
+        key = masking.constant_mask_key(x, key)
     _write(x, key, v, accumulate=True)
 
 

@@ -75,6 +75,12 @@ def _trace_fn(
         tr = trace_tree(fn, args, {})
     except ShapeError as exc:
         raise ShapeError(f"{what}: tracing {_where(user or fn)}: {exc}") from None
+    if tr.draws:
+        raise TracerError(
+            f"{what}: {_where(user or fn)} draws random numbers ({tr.draws[0].describe()}); a "
+            "loop step is traced once, so it would draw once. Draw the noise for every step "
+            "before the loop (rng.standard_normal((length, ...))) and pass it in as xs"
+        )
     return tr.graph, tr.captured, tr.out_tree
 
 

@@ -70,12 +70,14 @@ _BINARY = {
     "truediv": np.divide,
     "pow": np.power,
     "matmul": np.matmul,
+    "mod": np.remainder,
+    "floordiv": np.floor_divide,
 }
 for _n, _u in _BINARY.items():
     setattr(Tracer, f"__{_n}__", _binary(_u))
     setattr(Tracer, f"__r{_n}__", _binary(_u, reflected=True))
     setattr(Tracer, f"__i{_n}__", _inplace(_u))
-for _n in ("floordiv", "mod", "divmod", "lshift", "rshift", "xor"):
+for _n in ("divmod", "lshift", "rshift", "xor"):
     setattr(Tracer, f"__{_n}__", _unsupported_op(_n))
     setattr(Tracer, f"__r{_n}__", _unsupported_op(_n))
 
@@ -103,15 +105,15 @@ def _invert(self):
 
 
 Tracer.__invert__ = _invert
+Tracer.round = lambda self, decimals=0: FUNCTIONS[np.round](self._ctx, self, decimals)
 Tracer.__getitem__ = lambda self, key: indexing.getitem(self, key)
 Tracer.__setitem__ = lambda self, key, v: indexing.setitem(self, key, v)
 
 
 def _method(func):
-    handler = FUNCTIONS[func]
-
     def method(self, *args: Any, **kwargs: Any):
-        return handler(self._ctx, self, *args, **kwargs)
+        # looked up per call: modules imported later (contract_api) may refine a handler
+        return FUNCTIONS[func](self._ctx, self, *args, **kwargs)
 
     return method
 

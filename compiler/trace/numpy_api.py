@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.special as sp
 
 from compiler.trace import indexing, layout, ops
 from compiler.trace.tracer import TraceContext, Tracer, TracerError, user_location
@@ -39,7 +40,51 @@ UFUNCS: dict[np.ufunc, str] = {
     np.logical_and: "logical_and",
     np.logical_or: "logical_or",
     np.logical_not: "logical_not",
+    np.sinh: "sinh",
+    np.cosh: "cosh",
+    np.arcsin: "arcsin",
+    np.arccos: "arccos",
+    np.arctan: "arctan",
+    np.arcsinh: "arcsinh",
+    np.arccosh: "arccosh",
+    np.arctanh: "arctanh",
+    np.exp2: "exp2",
+    np.log2: "log2",
+    np.log10: "log10",
+    np.cbrt: "cbrt",
+    np.floor: "floor",
+    np.ceil: "ceil",
+    np.trunc: "trunc",
+    np.rint: "rint",
+    np.arctan2: "arctan2",
+    np.hypot: "hypot",
+    np.fmax: "fmax",
+    np.fmin: "fmin",
+    np.remainder: "remainder",
+    np.fmod: "fmod",
+    np.floor_divide: "floor_divide",
+    np.heaviside: "heaviside",
+    sp.expit: "expit",
+    sp.logit: "logit",
+    sp.erf: "erf",
+    sp.erfc: "erfc",
+    sp.erfinv: "erfinv",
+    sp.ndtr: "ndtr",
+    sp.log_ndtr: "log_ndtr",
+    sp.gammaln: "gammaln",
+    sp.xlogy: "xlogy",
+    sp.xlog1py: "xlog1py",
 }
+
+
+def ufunc_name(ufunc: np.ufunc) -> str:
+    """How the user spells a ufunc: `np.exp`, `scipy.special.expit`."""
+    if (
+        getattr(sp, ufunc.__name__, None) is ufunc
+        and getattr(np, ufunc.__name__, None) is not ufunc
+    ):
+        return f"scipy.special.{ufunc.__name__}"
+    return f"np.{ufunc.__name__}"
 
 
 def unsupported(name: str) -> NotImplementedError:
@@ -62,6 +107,12 @@ def _fn_name(func: Any) -> str:
 
 
 def apply_ufunc(ufunc: np.ufunc, *args: Any) -> Tracer:
+    if any(isinstance(a, (list, tuple)) for a in args):
+        # a Python list of traced values as an operand (`v @ [a, b]`): NumPy makes it an
+        # array, so gradc stacks it
+        from compiler.trace.creation import array_from, has_tracer
+
+        args = tuple(array_from(a, copy=False) if has_tracer(a) else a for a in args)
     if ufunc is np.matmul:
         return ops.matmul(*args)
     if ufunc is np.positive:  # a new array, not x itself: `y = +x; y += 1` leaves x alone
@@ -71,9 +122,18 @@ def apply_ufunc(ufunc: np.ufunc, *args: Any) -> Tracer:
         )
     if ufunc is np.reciprocal:
         return ops.elementwise("divide", np.divide, 1.0, args[0])
+    if ufunc in (np.deg2rad, np.radians, np.rad2deg, np.degrees):
+        x = ops.context_of(*args).lift(args[0])
+        x = ops.cast_to(x, ops.result_dtype(ufunc, args))
+        factor = np.pi / 180.0 if ufunc in (np.deg2rad, np.radians) else 180.0 / np.pi
+        return ops.elementwise("multiply", np.multiply, x, factor)
+    if ufunc is sp.digamma:  # digamma is polygamma of order 0 (one record for the family)
+        x = ops.context_of(*args).lift(args[0])
+        x = ops.cast_to(x, ops.result_dtype(ufunc, args))
+        return ops.emit(x._ctx, "polygamma", [x], n=0)
     name = UFUNCS.get(ufunc)
     if name is None:
-        raise unsupported(f"np.{ufunc.__name__}")
+        raise unsupported(ufunc_name(ufunc))
     if name == "power" and not isinstance(args[1], Tracer) and np.ndim(args[1]) == 0:
         if float(args[1]) == 2.0:  # x**2 is exactly x*x
             # but promote first: int ** 2.0 and f32 ** np.float64(2) are float64 in NumPy
@@ -93,17 +153,23 @@ def handle_ufunc(
             raise TracerError("np.add.at into a plain array cannot take traced values")
         indexing.add_at(x, idx, v)
         return None
+    if method in ("reduce", "accumulate"):
+        from compiler.trace.reduce_api import ufunc_method
+
+        out = ufunc_method(ctx, ufunc, method, inputs, dict(kwargs))
+        if out is not None:
+            return out
     if method != "__call__":
-        raise unsupported(f"np.{ufunc.__name__}.{method}")
+        raise unsupported(f"{ufunc_name(ufunc)}.{method}")
     out = kwargs.pop("out", None)
     dtype = kwargs.pop("dtype", None)
     for k in ("casting", "order", "subok"):
         kwargs.pop(k, None)
     if kwargs.get("where", True) is not True:
-        raise unsupported(f"np.{ufunc.__name__}(where=...)")
+        raise unsupported(f"{ufunc_name(ufunc)}(where=...)")
     kwargs.pop("where", None)
     if kwargs:
-        raise unsupported(f"np.{ufunc.__name__} with {sorted(kwargs)}")
+        raise unsupported(f"{ufunc_name(ufunc)} with {sorted(kwargs)}")
     if dtype is not None:
         inputs = tuple(ops.cast_to(ctx.lift(a), dtype) for a in inputs)
     result = strong(apply_ufunc(ufunc, *inputs))
@@ -144,27 +210,65 @@ def _zeros_like(ctx, a, dtype=None, fill=0.0, order="K", subok=True, shape=None,
     return out
 
 
-def _dot(ctx, a, b, out=None):
-    if out is not None:
-        raise unsupported("np.dot(out=...)")
-    if np.ndim(a) == 0 or np.ndim(b) == 0:
-        return ops.elementwise("multiply", np.multiply, a, b)
-    if np.ndim(a) > 2 or np.ndim(b) > 2:
-        raise unsupported("np.dot of arrays with more than 2 dimensions (use np.matmul / @)")
-    return ops.matmul(a, b, op="dot")
-
-
 def _reduce_fn(op):
     def fn(ctx, a, axis=None, dtype=None, out=None, keepdims=False, **kw):
         if out is not None:
             raise unsupported(f"np.{op}(out=...)")
-        if kw.get("where", True) is not True or kw.get("initial") is not None:
-            raise unsupported(f"np.{op} with where= or initial=")
+        where, initial = kw.get("where", True), kw.get("initial")
+        if where is not True or initial is not None:
+            return masked_reduce(ctx, op, a, axis, keepdims, dtype, where, initial)
         if op == "mean":
             return ops.mean(a, axis, keepdims, dtype)
         return ops.reduce(op, a, axis, keepdims, dtype)
 
     return fn
+
+
+def masked_reduce(ctx, op, a, axis, keepdims, dtype, where, initial):
+    """sum/mean/max/min with where= (a mask) and initial=: a where() before the reduction."""
+    a = ctx.lift(a)
+    if dtype is not None:
+        a = ops.cast_to(a, dtype)
+    mask = ops.broadcast_to(ctx.lift(where), a.shape) if where is not True else None
+    if op == "mean":
+        if initial is not None:
+            raise TypeError("mean() got an unexpected keyword argument 'initial'")
+        total = masked_reduce(ctx, "sum", a, axis, keepdims, None, where, None)
+        one = ops.cast_to(ctx.lift(mask), total.dtype) if mask is not None else None
+        count = (
+            ops.reduce("sum", one, axis, keepdims)
+            if one is not None
+            else ops.full(ctx, (), int(np.prod(a.shape)), total.dtype)
+        )
+        return total / count
+    if mask is not None:
+        if op != "sum" and initial is None:
+            raise ValueError(
+                f"reduction operation '{op}' does not have an identity, so to use a where mask "
+                f"one has to specify 'initial' (at {user_location()})"
+            )
+        fill = 0 if op == "sum" else initial
+        a = ops.where(mask, a, ctx.lift(np.asarray(fill, a.dtype)))
+    out = ops.reduce(op, a, axis, keepdims)
+    if initial is not None:
+        ufunc = {"sum": np.add, "max": np.maximum, "min": np.minimum}[op]
+        out = ops.elementwise(
+            {"sum": "add", "max": "maximum", "min": "minimum"}[op], ufunc, out, initial
+        )
+    return out
+
+
+def _round(ctx, a, decimals, out):
+    if out is not None:
+        raise unsupported("np.round(out=...)")
+    a = ctx.lift(a)
+    if a.dtype.kind != "f":
+        if decimals < 0:
+            raise unsupported("np.round of integers with decimals < 0")
+        return Tracer(ctx, a.value)
+    if decimals == 0:
+        return ops.emit(ctx, "rint", [a])
+    return ops.emit(ctx, "round", [a], decimals=int(decimals))
 
 
 def _reshape(ctx, a, *shape, newshape=None, shape_kw=None, order="C", **kw):
@@ -256,7 +360,6 @@ FUNCTIONS: dict[Any, Any] = {
     np.clip: lambda ctx, a, a_min=None, a_max=None, out=None, **kw: ops.clip(
         a, kw.get("min", a_min), kw.get("max", a_max)
     ),
-    np.dot: _dot,
     np.zeros_like: _zeros_like,
     np.ones_like: lambda ctx, a, dtype=None, **kw: _zeros_like(ctx, a, dtype, 1.0),
     np.empty_like: _zeros_like,
@@ -272,6 +375,9 @@ FUNCTIONS: dict[Any, Any] = {
         ctx.lift(a).size if axis is None else ctx.lift(a).shape[axis]
     ),
     np.result_type: lambda ctx, *a: ops.common_dtype(a),
+    np.sinc: lambda ctx, x: ops.elementwise("sinc", np.sinc, x),
+    np.round: lambda ctx, a, decimals=0, out=None: _round(ctx, a, decimals, out),
+    np.around: lambda ctx, a, decimals=0, out=None: _round(ctx, a, decimals, out),
 }
 
 

@@ -262,6 +262,12 @@ def swapaxes(x: Tracer, a1: int, a2: int) -> Tracer:
     return transpose(x, tuple(axes))
 
 
+def moveaxis_end(x: Tracer, axes: Sequence[int]) -> Tracer:
+    """x with `axes` moved, in order, to the end."""
+    rest = tuple(i for i in range(x.ndim) if i not in axes)
+    return transpose(x, rest + tuple(axes))
+
+
 def expand_dims(x: Tracer, axis: Any) -> Tracer:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     n = x.ndim + len(axes)

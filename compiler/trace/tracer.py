@@ -52,6 +52,14 @@ class TraceContext:
         self.captured: list[tuple[Tracer, Value]] = []  # (outer tracer, our input Value)
         self.notes: list[str] = []  # choices made while tracing (jacobian's mode), for dumps
         self._captured_ids: dict[int, Value] = {}
+        # random draws (trace/draws.py), in program order: (Draw, its input Value or None)
+        self.draws: list[tuple[Any, Value | None]] = []
+
+    def draw_input(self, draw: Any) -> Value | None:
+        """A graph input that each call fills by making `draw` (None: an event, no value)."""
+        v = None if draw.type is None else self.builder.add_input(draw.type)
+        self.draws.append((draw, v))
+        return v
 
     def emit(self, op: str, inputs: Sequence[Value], attrs: dict | None = None) -> Value:
         return self.builder.add(op, inputs, attrs, loc=self.loc or user_location())
@@ -75,6 +83,12 @@ class TraceContext:
         if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
             dt = np.dtype(dtype) if dtype is not None else np.result_type(x)
             return Tracer(self, self.const(np.asarray(x, dtype=dt)), weak=True, scalar=True)
+        if isinstance(x, (list, tuple)) and _holds_tracer(x):
+            # a Python list of traced values where an array is expected: NumPy would make
+            # it an array, and so does gradc (a stack)
+            from compiler.trace.creation import array_from
+
+            return self.lift(array_from(x, dtype, copy=False, op="a list used as an array"))
         if isinstance(x, (np.ndarray, np.generic, list, tuple)):
             arr = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
             if arr.dtype == object:
@@ -220,30 +234,39 @@ class Tracer:
     def __bool__(self):
         self._concrete("bool(x) (an `if`, `while`, `and`/`or` on an array)")
 
+    def _number(self, what: str):
+        raise TracerError(
+            f"{what} needs a concrete Python number, but this is a traced array {self.type} "
+            f"(at {user_location()}). Keep it an array: use np.exp/np.sqrt/np.log instead of "
+            "math.*, and leave 0-d arrays as they are instead of float(x) or x.item()."
+        )
+
     def __float__(self):
-        self._concrete("float(x)")
+        self._number("float(x) (or a math.* function such as math.exp)")
 
     def __int__(self):
-        self._concrete("int(x)")
+        self._number("int(x)")
 
     def __index__(self):
         self._concrete("using a traced array as a Python index")
 
     def __complex__(self):
-        self._concrete("complex(x)")
+        self._number("complex(x)")
 
     def item(self, *a):
-        self._concrete("x.item()")
+        self._number("x.item()")
 
     def tolist(self):
-        self._concrete("x.tolist()")
+        self._number("x.tolist()")
 
     def __array__(self, dtype=None, copy=None):
         raise TracerError(
             f"np.asarray / np.array (or another conversion to a concrete ndarray) was called on "
-            f"a traced array {self.type} (at {user_location()}); NumPy gives gradc no way to "
-            "intercept it. Pass the array through unchanged: it already behaves like an "
-            "ndarray inside the traced function."
+            f"a traced array {self.type} (at {user_location()}) by code that gradc does not "
+            "trace: a library function, or a method of an object built outside the traced "
+            "function (gradc traces the function, the functions it reaches through its "
+            "globals and closure, and nothing else). Pass the array through unchanged, or "
+            "call that code from a plain function."
         )
 
     # -- NumPy protocols ---------------------------------------------------------------------------
@@ -256,6 +279,12 @@ class Tracer:
         from compiler.trace.numpy_api import handle_function
 
         return handle_function(self._ctx, func, args, kwargs)
+
+
+def _holds_tracer(x: Any) -> bool:
+    return any(
+        isinstance(i, Tracer) or (isinstance(i, (list, tuple)) and _holds_tracer(i)) for i in x
+    )
 
 
 def is_float_dtype(dt: np.dtype) -> bool:

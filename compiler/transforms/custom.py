@@ -224,6 +224,11 @@ def _emit(kind: str, owner: Any, args: tuple) -> Any:
             f"{kind} function {_name(owner.fun)} reads a value traced by an enclosing "
             "transformation from its closure; pass that value as an argument instead"
         )
+    if tr.draws:
+        raise TypeError(
+            f"{kind} function {_name(owner.fun)} draws random numbers; its rules could not "
+            "see the same draw. Draw outside it and pass the noise in as an argument"
+        )
     call = _Call(kind, owner, args, tr)
     ins = [ctx.lift(call.leaves[i]).value for i in call.dyn]
     loc = user_location()
