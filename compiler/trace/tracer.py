@@ -161,7 +161,9 @@ class Tracer:
             new = ops.broadcast_to(new, self.shape)
         if self._base is not None:
             if self._view_bwd is None:
-                raise ValueError("assignment destination is read-only (a broadcast view)")
+                raise ValueError(
+                    "assignment destination is read-only (a broadcast view or a diagonal)"
+                )
             self._base._assign(Tracer(self._ctx, self._view_bwd(self._base, new).value))
             self._base_version = self._base._version
         self._value = new.value
