@@ -81,7 +81,8 @@ class GradcFramework(Framework):
                 bufs = getattr(stage, "buffers", None)
                 if bufs is not None:
                     out["planned"] += bufs.peak_bytes
-            plan = (getattr(spec, "graphs", None) or {}).get("plan")
+            stages = getattr(spec, "stages", None)
+            plan = getattr(stages, "plan", None)
             if plan is not None:
                 out["plan_stage"] += plan.peak_bytes
         return out

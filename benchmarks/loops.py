@@ -92,21 +92,21 @@ def memory() -> None:
     from benchmarks.workloads import rnn_make
     from compiler import trace
     from compiler.autodiff import vjp_graph
-    from compiler.pipeline import grad_stages
+    from compiler.pipeline import Options, grad_stages
 
     params, (xs, h0, target) = rnn_make(np.random.default_rng(0), steps=1000)
     print("| checkpoint | stored for the reverse loop | planned peak (arena) |")
     print("|---|---|---|")
     for k in (None, 32, 10):
         g = trace(lambda p, *a, k=k: rnn_scan(p, *a, checkpoint=k), params, xs, h0, target)
-        st = grad_stages(vjp_graph(g, [0, 1, 2]))
+        st = grad_stages(g, vjp_graph(g, [0, 1, 2]), Options())
         stored = sum(
             v.type.nbytes
-            for n in st["passes"].nodes
+            for n in st.passes.nodes
             if n.op == "scan" and not n.attrs["reverse"]
             for v in n.outputs[n.attrs["n_carry"] :]
         )
-        peak = st["plan"].peak_bytes
+        peak = st.plan.peak_bytes
         print(f"| {k} | {stored / 2**20:.1f} MiB | {peak / 2**20:.1f} MiB |")
 
 

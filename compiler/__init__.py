@@ -19,8 +19,9 @@ from compiler.transforms import (
     linearize,
     stop_gradient,
 )
+from runtime.version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 configure_from_env()
 

@@ -1,34 +1,96 @@
-"""The named stages from a traced graph to something callable.
+"""The compile pipeline: one explicit list of named passes from a traced graph to kernels.
 
-    traced -> grad (joint graph) -> passes -> plan -> kernel
+    traced --autodiff--> grad --simplify, fold, batch, cse, dce--> passes --plan--> plan
+        --route, fuse, pushdown, schedule, buffers--> (graph, buffer plan) --codegen--> kernel
 
-Each stage is a pure function; the CLI dumps any of them.
+`PIPELINE` (compiler.passes.manager) names every pass in order. Each is a pure function of its
+input; each can be printed (`gradc ir --print-after NAME`, through the `keep` hook) and
+switched off (`Options.disable`, `--disable NAME`, GRADC_DISABLE_PASSES). The last two stages
+give codegen exactly what it renders: `Lowered.graph` and its buffer plan `Lowered.buffers`.
+The lowering decisions (what is routed, what fits one loop nest, whether a graph uses an
+arena) are the Numba backend's; `backend="interpret"` runs the same lowered graph.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import optree
+
+from compiler.arguments import check_scalar_output, grad_layout
+from compiler.autodiff import vjp_graph
+from compiler.autodiff.custom import expand_custom
+from compiler.autodiff.inline import check_aux, differentiable_leaves
+from compiler.codegen import compile_graph
+from compiler.codegen.prepare import Keep, Lowered, lower_passes
 from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
 from compiler.logging_setup import slow
+from compiler.passes import ALGEBRAIC_PASSES, PIPELINE, known_passes, run_passes
+from compiler.plan import Plan, Policy, plan, split_plan
+from compiler.trace import STATIC, trace_tree
+from compiler.trace.loops import loop_memory
 
 log = logging.getLogger("gradc")
 
 BACKENDS = ("numba", "interpret")
+LOWERING = ("route", "fuse", "pushdown", "schedule", "buffers")
 
 
-def optimize(graph: Graph, disable: Sequence[str] = (), report: list | None = None) -> Graph:
-    """Run the default pass pipeline (minus `disable`)."""
-    from compiler.autodiff.custom import expand_custom
-    from compiler.passes import run_passes
+def default_backend() -> str:
+    """The backend when none is named: GRADC_BACKEND, else numba."""
+    return os.environ.get("GRADC_BACKEND", "numba")
 
+
+@dataclass(frozen=True)
+class Options:
+    """Everything a transformation's compile depends on besides the function and arguments."""
+
+    backend: str = "numba"
+    disable: tuple[str, ...] = ()  # pass names (see PIPELINE) to skip
+    memory: str | None = None  # "sqrt": automatic checkpoint segments
+    memory_budget: int | None = None  # bytes: least recomputation whose planned peak fits
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose one of {BACKENDS}")
+        known = known_passes()
+        for name in self.disable:
+            if name not in known:
+                raise ValueError(
+                    f"unknown pass {name!r} in disable; known passes: {', '.join(known)}"
+                )
+        self.policy()  # validates memory and memory_budget
+
+    def policy(self) -> Policy:
+        """The planner's policy: `disable=("plan",)` stores every value the backward reads."""
+        if "plan" in self.disable:
+            return Policy(recompute=False, checkpoints=False)
+        return Policy(memory=self.memory, memory_budget=self.memory_budget)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Every stage of one compile. `lowered` has one entry (grad, jit) or two (vjp)."""
+
+    traced: Graph
+    grad: Graph | None  # the joint graph (None for jit)
+    passes: Graph  # after the algebraic passes
+    plan: Plan | None  # the storage plan of the joint graph (None for jit)
+    lowered: tuple[Lowered, ...]
+    n_residuals: int = 0  # vjp: values the forward stage hands to the backward one
+
+
+def optimize(graph: Graph, disable: Sequence[str] = (), keep: Keep | None = None) -> Graph:
+    """The algebraic passes (minus `disable`)."""
     t0 = time.perf_counter()
     graph = expand_custom(graph)  # custom-rule calls become their bodies: passes see primitives
-    out = run_passes(graph, disable=tuple(disable), report=report)
+    out = run_passes(graph, ALGEBRAIC_PASSES, disable=tuple(disable), keep=keep)
     log.info(
         "passes: %d -> %d nodes in %.3f s",
         len(graph.nodes),
@@ -38,71 +100,174 @@ def optimize(graph: Graph, disable: Sequence[str] = (), report: list | None = No
     return out
 
 
-def _fuse(graph: Graph, disable: Sequence[str]) -> Graph:
-    from compiler.passes import run_passes
-
-    return graph if "fuse" in disable else run_passes(graph, names=("fuse",))
-
-
-def grad_stages(
-    joint: Graph,
-    disable: Sequence[str] = (),
-    memory: str | None = None,
-    memory_budget: int | None = None,
-) -> dict[str, Any]:
-    """joint -> passes (all but fuse) -> plan -> fuse; planning sits between them because
-    recomputed clones must not be merged back by CSE, and fusing after planning puts the
-    recomputed elementwise values inside the backward's loops."""
-    from compiler.plan import plan_graph
-
-    pre = optimize(joint, (*disable, "fuse"))
-    plan = plan_graph(pre, memory=memory, memory_budget=memory_budget)
-    return {"grad": joint, "passes": pre, "plan": plan, "final": _fuse(plan.graph, disable)}
+def grad_stages(traced: Graph, joint: Graph, opts: Options, keep: Keep | None = None) -> Stages:
+    """value_and_grad: passes, plan, then lowering of the planned joint graph."""
+    pre = optimize(joint, opts.disable, keep)
+    p = plan(pre, opts.policy())
+    if keep is not None:
+        keep("plan", p.graph)
+    low = lower_passes(p.graph, "value_and_grad", opts.disable, keep)
+    return Stages(traced, joint, pre, p, (low,))
 
 
 def vjp_stages(
-    joint: Graph, n_primal_in: int, n_out: int, disable: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Like `grad_stages`, then split into a forward stage (outputs + planned residuals) and a
-    backward stage (residuals + cotangents -> gradients), each fused on its own."""
-    from compiler.plan import plan_graph, split_plan
+    traced: Graph,
+    joint: Graph,
+    n_primal_in: int,
+    n_out: int,
+    opts: Options,
+    keep: Keep | None = None,
+) -> Stages:
+    """vjp: passes and plan, then a forward stage (outputs + planned residuals) and a backward
+    stage (residuals + cotangents -> gradients), each lowered on its own."""
+    pre = optimize(joint, opts.disable, keep)
+    p = plan(pre, opts.policy())
+    if keep is not None:
+        keep("plan", p.graph)
+    split = split_plan(p, n_primal_in, n_out)
+    fwd = lower_passes(split.forward, "vjp_forward", opts.disable, keep)
+    bwd = lower_passes(split.backward, "vjp_backward", opts.disable, keep)
+    return Stages(traced, joint, pre, p, (fwd, bwd), split.n_residuals)
 
-    pre = optimize(joint, (*disable, "fuse"))
-    plan = plan_graph(pre)
-    split = split_plan(plan, n_primal_in, n_out)
-    return {
-        "grad": joint,
-        "passes": pre,
-        "plan": plan,
-        "forward": _fuse(split.forward, disable),
-        "backward": _fuse(split.backward, disable),
-        "n_residuals": split.n_residuals,
-    }
+
+def jit_stages(traced: Graph, opts: Options, keep: Keep | None = None) -> Stages:
+    """jit: passes, then lowering (a forward graph has nothing to store or recompute)."""
+    pre = optimize(traced, opts.disable, keep)
+    return Stages(traced, None, pre, None, (lower_passes(pre, "jit", opts.disable, keep),))
 
 
-def lower(graph: Graph, backend: str, stage: str) -> Callable[..., list]:
-    """A callable `fn(*flat_inputs) -> list of outputs` for the graph on `backend`."""
+def lower(low: Lowered, backend: str, *, eager: bool = False) -> Callable[..., list]:
+    """A callable `fn(*flat_inputs) -> list of outputs` running `low` on `backend`."""
     if backend == "interpret":
+        graph = low.graph
 
         def run(*flat: Any) -> list:
             return run_graph(graph, flat)
 
         run.graph = graph
         return run
-    if backend == "numba":
-        from compiler.codegen import compile_graph
+    t0 = time.perf_counter()  # numba (Options checked the name)
+    with slow(f"compiling the {low.name} stage ({len(low.graph.nodes)} nodes)"):
+        fn = compile_graph(low.graph, low.buffers, low.name, eager=eager)
+    log.info(
+        "codegen %s: %d nodes, %d kernels in %.3f s",
+        low.name,
+        len(low.graph.nodes),
+        fn.kernel_count,
+        time.perf_counter() - t0,
+    )
+    return fn
 
-        t0 = time.perf_counter()
-        with slow(f"compiling the {stage} stage ({len(graph.nodes)} nodes)"):
-            fn = compile_graph(graph, stage=stage)
-        dt = time.perf_counter() - t0
-        log.log(
-            logging.INFO,
-            "codegen %s: %d nodes, %d kernels in %.3f s",
-            stage,
-            len(graph.nodes),
-            getattr(fn, "kernel_count", 0),
-            dt,
-        )
-        return fn
-    raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+
+@dataclass(frozen=True)
+class Transform:
+    """Which transformation to compile: grad, value_and_grad, vjp or jit."""
+
+    mode: str
+    argnums: tuple[int, ...] = (0,)
+    has_aux: bool = False
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The example arguments a compile specialises on, and their flattened leaves."""
+
+    args: tuple
+    kwargs: dict
+    leaves: list
+
+
+@dataclass
+class Compiled:
+    """One signature's compile: its stages, its callables, and how its flat inputs and
+    outputs map to the user's pytrees."""
+
+    stages: Stages | None  # None only for a transformation inlined into an outer trace
+    dyn: list[int]  # positions (among all leaves) of the graph inputs
+    out_tree: Any  # the function's output pytree
+    n_out: int  # graph outputs of the function itself (then gradients or residuals)
+    grad_trees: list = field(default_factory=list)  # one pytree per differentiated argument
+    grad_kinds: list = field(default_factory=list)  # per gradient leaf: float, generic, array
+    n_res: int = 0  # vjp: residuals the forward stage returns after the outputs
+    fn: Callable | None = None  # the (first) compiled stage
+    bwd: Callable | None = None  # vjp: the backward stage
+    single: bool = False  # argnums was an int: return one gradient, not a tuple
+    draws: tuple = ()  # random draws inside the function: extra inputs sampled per call
+    fast: Callable | None = None  # set by the API's dispatcher (runtime.dispatch)
+    run: Callable | None = None  # set by the API's dispatcher
+
+
+def compile(
+    fun: Callable,
+    signature: Signature,
+    transform: Transform,
+    options: Options,
+    *,
+    keep: Keep | None = None,
+    build: bool = True,
+) -> Compiled:
+    """Trace `fun` on the signature, run the pipeline for the transformation, and (unless
+    `build=False`: stages only, nothing compiled) lower each stage on the backend."""
+    mode, has_aux = transform.mode, transform.has_aux
+    args, kwargs, leaves = signature.args, signature.kwargs, signature.leaves
+    # memory="sqrt" also checkpoints the scans traced inside (compiler/trace/loops.py)
+    with loop_memory(options.memory):
+        tr = trace_tree(check_aux(fun, has_aux, mode), args, kwargs)
+    if tr.captured:
+        raise RuntimeError("internal: captured values outside a trace")
+    g = tr.graph
+    dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
+    c = Compiled(None, dyn, tr.out_tree, len(g.outputs), draws=tr.draws)
+    if mode == "jit":
+        c.stages = jit_stages(g, options, keep)
+    else:
+        wrt = differentiable_leaves(fun, args, transform.argnums, tr.kinds, mode)
+        wrt_inputs = [dyn.index(i) for i in wrt]
+        c.grad_trees, c.grad_kinds = grad_layout(transform.argnums, args, wrt, tr.kinds, leaves)
+        if mode == "vjp":
+            n_in, n_out = len(g.inputs), len(g.outputs)
+            n_primal = n_out
+            if has_aux:
+                first = optree.tree_unflatten(tr.out_tree, list(range(n_out)))[0]
+                n_primal = optree.tree_structure(first, none_is_leaf=False).num_leaves
+            joint = vjp_graph(g, wrt_inputs, seeds="input", ct_outputs=tuple(range(n_primal)))
+            c.stages = vjp_stages(g, joint, n_in, n_out, options, keep)
+            c.n_res = c.stages.n_residuals
+        else:
+            check_scalar_output(mode, has_aux, tr)
+            joint = vjp_graph(g, wrt_inputs, seeds="ones", ct_outputs=(0,))
+            c.stages = grad_stages(g, joint, options, keep)
+    if build:
+        lowered = c.stages.lowered
+        c.fn = lower(lowered[0], options.backend)
+        c.bwd = lower(lowered[1], options.backend) if len(lowered) > 1 else None
+    return c
+
+
+def lower_graph(
+    graph: Graph, stage: str = "test", disable: Sequence[str] = (), *, eager: bool = False
+) -> Callable[..., list]:
+    """`graph` through the lowering passes, then compiled by Numba (tools and tests)."""
+    return lower(lower_passes(graph, stage, disable), "numba", eager=eager)
+
+
+__all__ = [
+    "BACKENDS",
+    "Compiled",
+    "Signature",
+    "Transform",
+    "compile",
+    "LOWERING",
+    "PIPELINE",
+    "Lowered",
+    "Options",
+    "Stages",
+    "default_backend",
+    "grad_stages",
+    "jit_stages",
+    "lower",
+    "lower_graph",
+    "lower_passes",
+    "optimize",
+    "vjp_stages",
+]

@@ -45,6 +45,8 @@ from typing import Any
 import filelock
 import numpy as np
 
+from runtime.version import VERSION
+
 __all__ = [
     "CACHE_ENV_VAR",
     "GRADC_VERSION",
@@ -59,7 +61,7 @@ __all__ = [
     "version_tag",
 ]
 
-GRADC_VERSION = "0.1.0"
+GRADC_VERSION = VERSION
 CACHE_ENV_VAR = "GRADC_CACHE_DIR"
 
 _HEADER = "# gradc-content-sha256: "

@@ -81,7 +81,6 @@ def _expand_into(b: Builder, graph: Graph, env: dict[Value, Value]) -> None:
             env[n.out] = inner[body.outputs[0]]
             continue
         attrs = {k: expand_custom(a) if isinstance(a, Graph) else a for k, a in n.attrs.items()}
-        outs = b.add_node(
-            n.op, [env[v] for v in n.inputs], attrs, [v.type for v in n.outputs], loc=n.loc
-        )
+        ins = [env[v] for v in n.inputs]
+        outs = b.add_node(n.op, ins, attrs, [v.type for v in n.outputs], n.loc, n.tags)
         env.update(zip(n.outputs, outs))

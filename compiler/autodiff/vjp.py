@@ -36,9 +36,7 @@ def unbroadcast(ct: Tracer, shape: tuple[int, ...]) -> Tracer:
 
 def replay_node(ctx: TraceContext, n: Node, env: dict[Value, Tracer]) -> None:
     """Copy forward node `n` into ctx's builder, binding its outputs as tracers in `env`."""
-    outs = ctx.builder.add_node(
-        n.op, [env[v].value for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
-    )
+    outs = ctx.builder.copy(n, [env[v].value for v in n.inputs])
     env.update((v, Tracer(ctx, o)) for v, o in zip(n.outputs, outs))
 
 
@@ -91,7 +89,7 @@ def vjp_graph(
         for n in reversed(graph.nodes):
             if not any(v in cts for v in n.outputs) or not any(v in dep for v in n.inputs):
                 continue
-            ctx.loc = n.loc
+            ctx.loc, b.tags = n.loc, n.tags  # the adjoint belongs where its node does
             rule_in = [env[v] for v in n.inputs]
             if n.op not in LOOP_OPS:
                 ct, out = cts.pop(n.out), env[n.out]
@@ -107,7 +105,7 @@ def vjp_graph(
                 if r.dtype != v.dtype:
                     r = ops.cast_to(r, v.dtype)
                 _accumulate(cts, v, r)
-            ctx.loc = None
+            ctx.loc, b.tags = None, {}
         grads = [_or_zeros(ctx, cts.get(v), v).value for v in wrt_vals]
     outputs = [env[v].value for v in graph.outputs] + grads
     return b.build(outputs, meta={"n_primal_outputs": len(graph.outputs)})

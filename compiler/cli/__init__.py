@@ -82,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         "kernel (generated Numba source)",
     )
     p.add_argument("--mode", default="value_and_grad", choices=MODES)
-    p.add_argument("--print-after", metavar="PASS", help="the graph right after this pass")
+    p.add_argument(
+        "--print-after",
+        metavar="PASS",
+        help="the graph right after this pipeline pass (see docs/architecture.md)",
+    )
+    p.add_argument("--memory", choices=("sqrt",), help="plan with memory='sqrt' (as the API)")
     p.add_argument("--format", default="text", choices=("text", "dot", "json", "svg", "png"))
     p.add_argument("--locs", action="store_true", help="the user's source line of each node")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
@@ -141,7 +146,7 @@ def _cmd_ir(ns: argparse.Namespace) -> int:
     from compiler.cli.stages import render, stage_sections
 
     target = _target(ns)
-    sections = stage_sections(target, ns.stage, ns.mode, ns.disable, ns.print_after)
+    sections = stage_sections(target, ns.stage, ns.mode, ns.disable, ns.print_after, ns.memory)
     data = render(sections, ns.format, ns.locs)
     if ns.output:
         Path(ns.output).write_bytes(data)

@@ -21,6 +21,8 @@ from compiler.api import jit, value_and_grad
 from compiler.cli.localize import NodeFault, first_bad_node
 from compiler.interpret import run_graph
 from compiler.logging_setup import slow
+from compiler.passes import ALGEBRAIC_PASSES
+from compiler.pipeline import Stages
 from compiler.trace.entry import STATIC, leaf_kind
 
 log = logging.getLogger("gradc")
@@ -213,10 +215,10 @@ def _flat_inputs(args: Sequence[Any]) -> list[Any]:
 
 def _localise(report, fun, args, argnums, leaves, disable, rng) -> None:
     """Fill in report.stage, .verdict and .fault: which stage first gets the gradient wrong."""
-    graphs = _interpreted_stages(fun, args, argnums, disable)
-    traced, flat = graphs["traced"], _flat_inputs(args)
+    st = _interpreted_stages(fun, args, argnums, disable)
+    traced, flat = st.traced, _flat_inputs(args)
     n_out = len(traced.outputs)
-    if not _stage_ok(graphs["grad"], flat, leaves, n_out):
+    if not _stage_ok(st.grad, flat, leaves, n_out):
         report.stage = "autodiff"
         report.fault = first_bad_node(traced, flat, _wrt_inputs(args, argnums), rng)
         custom = sorted({str(n.attrs["rule"]) for n in traced.nodes if n.op == "custom"})
@@ -235,7 +237,7 @@ def _localise(report, fun, args, argnums, leaves, disable, rng) -> None:
                 "autodiff driver (fan-out sums, unbroadcasting) is at fault"
             )
         )
-    elif not _stage_ok(graphs["passes"], flat, leaves, n_out):
+    elif not _stage_ok(st.passes, flat, leaves, n_out):
         culprit = _bisect_passes(fun, args, argnums, leaves, disable)
         report.stage = f"pass:{culprit}" if culprit else "passes"
         blame = f"disabling pass {culprit!r} fixes it" if culprit else "no single pass is to blame"
@@ -249,7 +251,7 @@ def _localise(report, fun, args, argnums, leaves, disable, rng) -> None:
         )
 
 
-def _interpreted_stages(fun, args, argnums, disable) -> dict:
+def _interpreted_stages(fun, args, argnums, disable) -> Stages:
     vg = value_and_grad(fun, argnums=argnums, backend="interpret", disable=tuple(disable))
     return vg.stages(*args)
 
@@ -269,15 +271,11 @@ def _wrt_inputs(args, argnums) -> list[int]:
 
 def _bisect_passes(fun, args, argnums, leaves, disable) -> str | None:
     """The default pass whose removal alone makes the optimized gradient right, if any."""
-    try:
-        from compiler.passes import DEFAULT_PASSES
-    except ImportError:
-        return None
     flat = _flat_inputs(args)
-    for name in DEFAULT_PASSES:
+    for name in ALGEBRAIC_PASSES:
         if name in disable:
             continue
-        graphs = _interpreted_stages(fun, args, argnums, (*disable, name))
-        if _stage_ok(graphs["passes"], flat, leaves, len(graphs["traced"].outputs)):
+        st = _interpreted_stages(fun, args, argnums, (*disable, name))
+        if _stage_ok(st.passes, flat, leaves, len(st.traced.outputs)):
             return name
     return None

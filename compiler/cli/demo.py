@@ -26,18 +26,18 @@ def run_demo(write: Callable[[str], None] = print) -> int:
     vg = value_and_grad(seed, argnums=(0, 1, 2, 3))
     with slow(f"demo: compiling value_and_grad on the {vg.backend} backend"):
         value, grads = vg(*args)
-    graphs = vg.stages(*args)
+    st = vg.stages(*args)
     write("gradc demo: the backpropagation walkthrough")
     write("  L = (w*x + b - y)**2   at   " + ", ".join(f"{k} = {v:g}" for k, v in ARGS.items()))
     write("")
     write("traced IR (%0..%3 are w, x, b, y):")
-    write(format_graph(graphs["traced"]))
+    write(format_graph(st.traced))
     write("")
     write(
         "joint (gradient) IR: the forward nodes, then the adjoint nodes; outputs L, dL/dw, "
         "dL/dx, dL/db, dL/dy:"
     )
-    write(format_graph(graphs["grad"]))
+    write(format_graph(st.grad))
     write("")
     gw, gx, gb, gy = (float(g) for g in grads)
     write(f"L = {float(value)}")

@@ -1,4 +1,9 @@
-"""`gradc ir`: the graph (or generated source) of one pipeline stage, in one output format."""
+"""`gradc ir`: the graph (or generated source, or plan) of one pipeline stage, in one format.
+
+Everything printed comes from one run of the pipeline (`compiler.pipeline`) with the Numba
+backend's lowering decisions, so `--stage kernel` compiles exactly the graph and buffer plan
+that `--print-after schedule` and `--stage plan` show.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from compiler.api import _Transform
 from compiler.cli.target import Target, UsageError
@@ -16,7 +22,9 @@ from compiler.ir.graph import Graph
 from compiler.ir.nx import to_dot
 from compiler.ir.printer import format_graph
 from compiler.logging_setup import slow
-from compiler.pipeline import lower
+from compiler.passes import PIPELINE
+from compiler.pipeline import Stages, lower
+from compiler.plan import format_plan, plan_json
 from compiler.transforms import hessian, jacobian
 
 log = logging.getLogger("gradc")
@@ -26,33 +34,40 @@ MODES = ("value_and_grad", "jit", "vjp", "jacobian", "hessian")
 # modes compiled as a `jit` of a transformed function: their stages are jit's
 _JIT_OF = {"jacobian": jacobian, "hessian": hessian}
 FORMATS = ("text", "dot", "json", "svg", "png")
-
-# the codegen stage name of each compiled graph, per mode (as compiler.api passes them)
-_CODEGEN_STAGE = {
-    "passes": "value_and_grad",
+# the section title of each compiled graph (its codegen stage name) in `--stage passes`
+_TITLE = {
+    "value_and_grad": "passes",
     "jit": "jit",
-    "forward": "vjp_forward",
-    "backward": "vjp_backward",
+    "vjp_forward": "forward",
+    "vjp_backward": "backward",
 }
 
 
 @dataclass
 class Section:
-    """One named piece of output: a graph, or text (a plan or generated source)."""
+    """One named piece of output: a graph, or text with its JSON form (plan, kernel)."""
 
     title: str
     graph: Graph | None = None
     text: str | None = None
+    data: dict[str, Any] | None = None
 
 
-def transform(target: Target, mode: str, disable: Sequence[str], backend: str) -> _Transform:
+def transform(
+    target: Target, mode: str, disable: Sequence[str], backend: str, memory: str | None = None
+) -> _Transform:
     """The API transform a command line describes (`vjp` as a reusable transform)."""
     if mode not in MODES:
         raise UsageError(f"unknown --mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode in _JIT_OF:  # the traced graph's first lines say which mode jacobian chose
         fun = _JIT_OF[mode](target.fun, target.argnums, backend=backend, disable=disable)
         return _Transform(fun, "jit", 0, False, backend, tuple(disable))
-    return _Transform(target.fun, mode, target.argnums, False, backend, tuple(disable))
+    try:
+        return _Transform(
+            target.fun, mode, target.argnums, False, backend, tuple(disable), memory=memory
+        )
+    except ValueError as exc:  # an unknown --disable name
+        raise UsageError(str(exc)) from None
 
 
 def stage_sections(
@@ -61,90 +76,83 @@ def stage_sections(
     mode: str = "value_and_grad",
     disable: Sequence[str] = (),
     print_after: str | None = None,
+    memory: str | None = None,
 ) -> list[Section]:
-    """The sections `gradc ir` prints for `stage` (several for vjp: forward and backward)."""
+    """The sections `gradc ir` prints for `stage`, or for `--print-after NAME` the graph
+    right after that pass (several for vjp: forward and backward)."""
     if stage not in STAGES:
         raise UsageError(f"unknown --stage {stage!r}; choose one of {', '.join(STAGES)}")
-    if print_after is not None and stage != "passes":
-        raise UsageError("--print-after needs --stage passes")
-    graphs = transform(target, mode, disable, "interpret").stages(*target.args)
-    mode = "jit" if mode in _JIT_OF else mode
-    if stage == "traced":
-        return [Section("traced", graphs["traced"])]
-    if stage == "grad":
-        if "grad" not in graphs:
-            raise UsageError("--mode jit has no gradient stage; use --stage traced or passes")
-        return [Section("grad", graphs["grad"])]
     if print_after is not None:
-        return [
-            Section(f"after {print_after}", g)
-            for g in _after_pass(graphs, print_after, disable, mode)
-        ]
-    optimized = _optimized(graphs, mode)
-    if stage == "passes":
-        return [Section(name, g) for name, g in optimized]
+        if print_after not in PIPELINE:
+            raise UsageError(
+                f"--print-after {print_after!r}: not a pipeline pass ({', '.join(PIPELINE)})"
+            )
+        if print_after in disable:
+            raise UsageError(f"--print-after {print_after!r}: that pass is disabled")
+    kept: list[tuple[str, Graph]] = []
+
+    def keep(name: str, graph: Graph) -> None:
+        if name == print_after:
+            kept.append((name, graph))
+
+    t = transform(target, mode, disable, "numba", memory)
+    st = t.build_stages(*target.args, keep=keep)
+    mode = "jit" if mode in _JIT_OF else mode
+    if print_after is not None:
+        return _after(st, print_after, kept, mode)
+    if stage == "traced":
+        return [Section("traced", st.traced)]
+    if stage == "grad":
+        if st.grad is None:
+            raise UsageError("--mode jit has no gradient stage; use --stage traced or passes")
+        return [Section("grad", st.grad)]
+    if stage == "passes":  # the graphs codegen compiles: optimized, planned, lowered
+        return [Section(_TITLE[low.name], low.graph) for low in st.lowered]
+    compiled = [(low.name, low.graph, low.buffers) for low in st.lowered]
     if stage == "plan":
-        return [Section(f"plan of {mode}", text=_plan_text(graphs))]
-    return [Section(f"kernel for {name}", text=_kernel_source(g, name)) for name, g in optimized]
+        return [
+            Section(
+                f"plan of {mode}",
+                text=format_plan(st.plan, compiled),
+                data=plan_json(st.plan, compiled),
+            )
+        ]
+    return _kernels(st)
 
 
-def _optimized(graphs: dict, mode: str) -> list[tuple[str, Graph]]:
-    """The graphs codegen compiles: optimized, planned (gradients) and fused."""
-    if mode == "vjp":
-        return [("forward", graphs["forward"]), ("backward", graphs["backward"])]
-    if mode == "jit":
-        return [("jit", graphs["passes"])]
-    return [("passes", graphs["final"])]
+def _after(st: Stages, name: str, kept: list[tuple[str, Graph]], mode: str) -> list[Section]:
+    if name == "buffers":  # the plan of the scheduled graph: shown as the plan stage does
+        compiled = [(low.name, low.graph, low.buffers) for low in st.lowered]
+        return [
+            Section(
+                f"after buffers ({low.name})",
+                text=format_plan(None, [c]),
+                data=plan_json(None, [c]),
+            )
+            for low, c in zip(st.lowered, compiled)
+        ]
+    if not kept:
+        raise UsageError(f"--print-after {name!r}: that pass does not run in --mode {mode}")
+    lowered = [low.name for low in st.lowered]
+    titles = [f"after {name} ({n})" for n in lowered] if len(kept) == len(lowered) > 1 else None
+    return [Section(titles[i] if titles else f"after {name}", g) for i, (_, g) in enumerate(kept)]
 
 
-def _after_pass(graphs: dict, name: str, disable: Sequence[str], mode: str) -> list[Graph]:
-    """Each pre-pass graph run through the default passes up to and including `name`."""
-    try:
-        from compiler.passes import DEFAULT_PASSES, run_passes
-    except ImportError as exc:
-        raise UsageError(
-            f"--print-after needs compiler.passes, which is unavailable: {exc}"
-        ) from None
-    if name not in DEFAULT_PASSES:
-        raise UsageError(
-            f"--print-after {name!r}: not a default pass ({', '.join(DEFAULT_PASSES)})"
-        )
-    if name in disable:
-        raise UsageError(f"--print-after {name!r}: that pass is disabled")
-    prefix = DEFAULT_PASSES[: DEFAULT_PASSES.index(name) + 1]
-    if mode == "jit":
-        pre = [graphs["traced"]]
-    elif mode == "vjp":
-        pre = [graphs["forward"], graphs["backward"]]
-    else:
-        pre = [graphs["grad"]]
-    return [run_passes(g, names=prefix, disable=tuple(disable)) for g in pre]
-
-
-def _plan_text(graphs: dict) -> str:
-    from compiler.plan import format_plan, plan_graph
-
-    plan = graphs.get("plan")
-    if plan is None:  # jit: liveness and buffer slots of the forward graph alone
-        plan = plan_graph(graphs["passes"])
-    return format_plan(plan)
-
-
-def _kernel_source(graph: Graph, name: str) -> str:
-    try:
-        from compiler.codegen import compile_graph  # noqa: F401  (is the backend there?)
-    except ImportError as exc:
-        raise UsageError(
-            f"--stage kernel needs the Numba backend (compiler.codegen), which is unavailable: "
-            f"{exc}"
-        ) from None
-    stage = _CODEGEN_STAGE[name]
-    with slow(f"codegen {stage}: {len(graph.nodes)} nodes"):
-        fn = lower(graph, "numba", stage)  # the same path as the API's, planning included
-    source = getattr(fn, "source", None)
-    if source is None:
-        raise UsageError("--stage kernel: the compiled function has no .source")
-    return source
+def _kernels(st: Stages) -> list[Section]:
+    out = []
+    for low in st.lowered:
+        with slow(f"codegen {low.name}: {len(low.graph.nodes)} nodes"):
+            fn = lower(low, "numba")  # the graph and buffer plan the stages above show
+        arena = 0 if fn.arena is None else fn.arena.nbytes
+        data = {
+            "name": low.name,
+            "driver": fn.driver_kind,
+            "kernels": fn.kernel_count,
+            "arena_bytes": arena,
+            "source": fn.source,
+        }
+        out.append(Section(f"kernel for {low.name}", text=fn.source, data=data))
+    return out
 
 
 # -- output formats ------------------------------------------------------------------------------
@@ -153,16 +161,14 @@ def render(sections: list[Section], fmt: str, locs: bool = False) -> bytes:
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     graphs = [s.graph for s in sections]
-    if fmt != "text" and any(g is None for g in graphs):
-        raise UsageError(f"--format {fmt} needs a graph stage; the plan and kernel are text")
     if fmt == "text":
         return _text(sections, locs).encode()
     if fmt == "json":
-        if len(sections) == 1:
-            data = graphs[0].to_json()
-        else:
-            data = {s.title: s.graph.to_json() for s in sections}
+        items = [s.graph.to_json() if s.graph is not None else s.data for s in sections]
+        data = items[0] if len(items) == 1 else {s.title: d for s, d in zip(sections, items)}
         return (json.dumps(data, indent=1) + "\n").encode()
+    if any(g is None for g in graphs):
+        raise UsageError(f"--format {fmt} needs a graph stage; the plan and kernel are text")
     if len(sections) > 1 and fmt in ("svg", "png"):
         raise UsageError(
             f"--format {fmt} draws one graph; this stage has "

@@ -1,6 +1,6 @@
 """Numba code generation: a Graph becomes one generated module of njit kernels and a driver.
 
-fn = compile_graph(graph, stage="value_and_grad")
+fn = compile_graph(graph, buffers, stage="value_and_grad")  # see compiler.pipeline
 outs = fn(*flat_inputs)     # list of fresh ndarrays, one per graph output
 fn.source                   # the generated module
 fn.kernel_count             # distinct njit functions in it

@@ -1,4 +1,8 @@
-"""`compile_graph`: generate a stage's module, load it through the disk cache, bind its params.
+"""`compile_graph(graph, buffers)`: render a stage's module, load it through the disk cache,
+bind its params.
+
+Codegen only renders: it compiles exactly the graph and buffer plan it is given (the pipeline's
+`schedule` and `buffers` stages, `compiler.pipeline`) and edits neither.
 
 The module text depends only on the graph's *structure* (ops, ranks, dtypes, broadcast
 patterns): sizes and constant values are bound as arguments. So a new batch size maps to the
@@ -16,11 +20,11 @@ from typing import Any
 
 from compiler.codegen.arena import StageBuffers
 from compiler.codegen.driver import PyDriver
-from compiler.codegen.route import reroute
 from compiler.codegen.scalar import ScalarDriver, scalar_eligible
 from compiler.codegen.source import FASTMATH, digest
 from compiler.ir.graph import Graph
-from compiler.plan.buffers import Buffers, assign_buffers
+from compiler.plan.buffers import Buffers
+from runtime.version import VERSION
 
 # Parallel kernels run on Numba's OpenMP pool. By default its idle threads spin for a while
 # after each parallel loop, which on 2 cores took the core that the next BLAS call or ufunc
@@ -49,7 +53,7 @@ class CompiledStage(functools.partial):
     driver_kind: str
     stage: str
     module: Any
-    graph: Graph  # the graph the driver runs (codegen reroutes, refuses and reorders)
+    graph: Graph  # the graph the driver runs (exactly the one it was given)
     buffers: Buffers | None  # its buffer plan; `buffers.peak_bytes` is the arena's size
     arena: StageBuffers | None  # this stage's buffer sets (None: no arena values)
 
@@ -95,26 +99,36 @@ class Generated:
     params: list[object]
     kind: str  # "njit" or "python"
     count: int  # njit functions in the module
-    graph: Graph  # the graph the driver runs (rerouted, refused, scheduled)
-    buffers: Buffers | None = None  # its buffer plan (Python driver)
+    graph: Graph  # the graph the driver runs (the one given)
+    buffers: Buffers | None = None  # its buffer plan (Python driver; the one given)
     layout: tuple = ()  # (slot, shape) per arena view the driver unpacks
     small_sites: tuple = ()  # (param index, kernel name, ops) per small loop
 
 
-def generate(graph: Graph, stage: str) -> Generated:
-    """The module source for `graph`, its bound params and the buffer plan it follows."""
+def uses_arena(graph: Graph) -> bool:
+    """Whether the stage for `graph` keeps intermediates in an arena (a buffer plan): every
+    graph but an all-scalar one, whose njit driver keeps its values in registers."""
+    return not scalar_eligible(graph)
+
+
+def generate(graph: Graph, buffers: Buffers | None, stage: str) -> Generated:
+    """The module source for `graph` following the buffer plan `buffers` (None exactly when
+    the graph uses no arena, see `uses_arena`), and the params the stage binds."""
     kernels: dict[str, str] = {}
     imports = ["import math", "", "import numba", "import numpy as np", ""]
     bufs = None
     layout: tuple = ()
     small: tuple = ()
-    if scalar_eligible(graph):
+    if not uses_arena(graph):
+        if buffers is not None:
+            raise ValueError("an all-scalar graph compiles without a buffer plan")
         gen = ScalarDriver(graph)
         driver_src = gen.generate()
         kind = "njit"
     else:
-        graph = reroute(graph)
-        bufs = assign_buffers(graph)  # the plan of exactly the graph the driver runs
+        if buffers is None:
+            raise ValueError("this graph needs its buffer plan (pipeline stage `buffers`)")
+        bufs = buffers
         gen = PyDriver(graph, kernels, bufs)
         driver_src = gen.generate()
         layout = tuple(gen.layout)
@@ -132,10 +146,8 @@ def generate(graph: Graph, stage: str) -> Generated:
         parts += ["", text]
     parts += ["", driver_src]
     body = "\n".join(parts)
-    from compiler import __version__
-
     header = (
-        f"# gradc {__version__} generated module: stage {stage}, {kind} driver, "
+        f"# gradc {VERSION} generated module: stage {stage}, {kind} driver, "
         f"{count} njit functions\n"
         f"# structure {digest(body, 20)}: sizes and constants are arguments (P), so every graph\n"
         "# with this structure (ops, ranks, dtypes, broadcast pattern) shares this module.\n"
@@ -165,9 +177,16 @@ def _share(module: Any, kind: str) -> None:
             _DRIVERS[module.__name__] = module._body
 
 
-def compile_graph(graph: Graph, stage: str = "forward") -> CompiledStage:
-    """Compile `graph` to a callable `fn(*flat_inputs) -> list[np.ndarray]` (see module doc)."""
-    gen = generate(graph, stage)
+def compile_graph(
+    graph: Graph, buffers: Buffers | None, stage: str = "forward", *, eager: bool = False
+) -> CompiledStage:
+    """Compile `graph` with buffer plan `buffers` to a callable
+    `fn(*flat_inputs) -> list[np.ndarray]` (see module doc). `compiler.pipeline.lower_graph`
+    runs the lowering passes and then this.
+
+    `eager` runs every small loop's kernel from the first call instead of NumPy calls first
+    (the tests use it to run each op through its kernel as well as through the fallback)."""
+    gen = generate(graph, buffers, stage)
     module = _load(gen.source)
     _share(module, gen.kind)
     params = gen.params
@@ -182,7 +201,7 @@ def compile_graph(graph: Graph, stage: str = "forward") -> CompiledStage:
         params = [arena, *params[1:]]
         for j, kname, _ops in gen.small_sites:
             # a kernel this process already compiled costs nothing more: use it at once
-            if getattr(getattr(module, kname, None), "overloads", None):
+            if eager or getattr(getattr(module, kname, None), "overloads", None):
                 params[j] = 0
         fn = CompiledStage(module.driver, tuple(params))
     fn.source = gen.source

@@ -32,75 +32,21 @@ compile. So do 0-d fused bodies whose ops are all ufuncs (a few scalar ufunc cal
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.codegen import special
 from compiler.codegen.loops import REDUCE_OPS, fits_loop, is_elementwise, loop_kernel
-from compiler.codegen.route import routed
+from compiler.codegen.lowering import LOWER
 from compiler.codegen.source import Source, ctor
+from compiler.codegen.tuning import PARALLEL_MIN, PARALLEL_MIN_LIBM, SMALL_LOOP, hot_after
+from compiler.codegen.values import Bcast, Fill, Mat
 from compiler.ir.graph import Builder, Graph, Node, Value
 from compiler.ir.types import dtype_short
+from compiler.passes.route import routed
 from compiler.plan.buffers import Buffers
 from compiler.primitives import OPS
-from compiler.primitives.shape import slice_tuple
-
-# `prange` on the outer loop, measured on 2 cores (numba 0.68, omp layer, with
-# OMP_WAIT_POLICY=passive, see compile.py): a parallel region costs ~40-60 us to wake the
-# pool, so a memory-bound `x*x + x` loop breaks even near 2**20 elements (149 -> 141 us;
-# 1.31 -> 0.76 ms at 2**22) and a libm-bound `sin(x)*x` loop near 2**14 (129 -> 110 us at
-# 2**14, 35 -> 18 ms at 2**22).
-PARALLEL_MIN = 1 << 20
-PARALLEL_MIN_LIBM = 1 << 14
-
-# Loops over fewer elements than SMALL_LOOP run as one NumPy call per op at first: nothing
-# to compile (a kernel costs ~0.15-0.3 s to compile; the NumPy calls ~1.5 us per op per call
-# more than the kernel's ~2 us, e.g. ~10 us for a 4-op body on 2560 elements). Each such
-# loop switches to its kernel (compiled on that call) once the stage has been called often
-# enough that the NumPy calls would have cost about one compile (rent, then buy: never more
-# than twice the better choice): after COMPILE_S / (OP_S * ops * call sites of the kernel)
-# calls, or at once when the kernel is already compiled in this process (see compile.py).
-# The mlp's softmax cross-entropy head (6 bodies on 256 x 10) compiles nothing on its first
-# call that way, and switches after ~10-40 thousand calls; 64 residual layers of a small
-# width share one backward kernel, which switches after a few hundred.
-SMALL_LOOP = 1 << 12
-COMPILE_S = 0.2
-OP_S = 1.5e-6
-
-
-def hot_after(ops: int, sites: int) -> int:
-    """Calls of the stage after which a small loop switches to its kernel (see above)."""
-    return max(1, int(COMPILE_S / (OP_S * max(ops, 1) * max(sites, 1))))
-
 
 _REDUCE_FN = {"sum": "np.sum", "max": "np.max", "min": "np.min"}
-
-
-@dataclass
-class _Mat:
-    """A materialised array held in a driver variable."""
-
-    name: str
-    fresh: bool  # (a view of) a buffer this call allocated with np.empty (an output's)
-    plain: bool  # the whole buffer, C-contiguous
-
-
-@dataclass
-class _Bcast:
-    """`broadcast_to(src)`, not materialised: kernels read `src` with a broadcast pattern."""
-
-    src: Value
-    shape: tuple[int, ...]
-
-
-@dataclass
-class _Fill:
-    """A constant fill, not materialised: kernels take the scalar."""
-
-    param: str  # driver expression of the fill scalar (typed)
-    dtype: np.dtype
-    shape: tuple[int, ...]
 
 
 def single_body(n: Node) -> Graph:
@@ -142,7 +88,7 @@ class PyDriver:
         # small loops: (index in params of the call count that switches it, kernel, ops)
         self.small_sites: list[tuple[int, str, int]] = []
         self.src = Source()
-        self.vals: dict[Value, _Mat | _Bcast | _Fill] = {}
+        self.vals: dict[Value, Mat | Bcast | Fill] = {}
         self.index: dict[Value, int] = {}
         self.layout: list[tuple[int, tuple[int, ...]]] = []
         self.arena_names: list[str] = []
@@ -179,23 +125,23 @@ class PyDriver:
         name = self.vname(v)
         if self.in_arena(v):
             self.src.line(f"{name} = {self.arena_view(v)}")
-            self.vals[v] = _Mat(name, False, True)
+            self.vals[v] = Mat(name, False, True)
         else:  # an output (or, defensively, a value the plan gave no buffer): fresh
             self.src.line(f"{name} = np.empty({self.shape_param(v.shape)}, {ctor(v.dtype)})")
-            self.vals[v] = _Mat(name, True, True)
+            self.vals[v] = Mat(name, True, True)
         return name
 
     def mat(self, v: Value) -> str:
         """The name of `v` as a real array, materialising a lazy broadcast or fill."""
         d = self.vals[v]
-        if isinstance(d, _Mat):
+        if isinstance(d, Mat):
             return d.name
         name = self.vname(v)
-        if isinstance(d, _Bcast):
+        if isinstance(d, Bcast):
             src = self.mat(d.src)
             self.src.line(f"{name} = np.broadcast_to({src}, {self.shape_param(d.shape)})")
-            fresh = isinstance(self.vals[d.src], _Mat) and self.vals[d.src].fresh
-            self.vals[v] = _Mat(name, fresh, False)  # a read-only view
+            fresh = isinstance(self.vals[d.src], Mat) and self.vals[d.src].fresh
+            self.vals[v] = Mat(name, fresh, False)  # a read-only view
             return name
         # a fill: into the planned buffer of the value it lives in, when that is as large
         root = self.bufs.liveness.root.get(v, v)
@@ -207,16 +153,16 @@ class PyDriver:
             self.src.line(
                 f"{name} = np.full({self.shape_param(d.shape)}, {d.param}, {ctor(d.dtype)})"
             )
-        self.vals[v] = _Mat(name, False, False)
+        self.vals[v] = Mat(name, False, False)
         return name
 
     def operand(self, v: Value) -> str:
         """An argument for a NumPy call that broadcasts: a lazy broadcast passes its source
         (NumPy broadcasts it the same way), a lazy fill its scalar."""
         d = self.vals[v]
-        if isinstance(d, _Fill):
+        if isinstance(d, Fill):
             return d.param
-        if isinstance(d, _Bcast):
+        if isinstance(d, Bcast):
             return self.mat(d.src)
         return d.name
 
@@ -233,7 +179,7 @@ class PyDriver:
             name = self.vname(v)
             if v.ndim == 0:  # Python scalars arrive as floats/ints
                 self.src.line(f"{name} = np.asarray({name}, {ctor(v.dtype)})")
-            self.vals[v] = _Mat(name, False, False)
+            self.vals[v] = Mat(name, False, False)
         for n in g.nodes:
             self.node(n)
         self.src.line(f"return [{', '.join(self.result(g.outputs))}]")
@@ -267,7 +213,7 @@ class PyDriver:
         texts, seen = [], Counter()
         for v in outs:
             d = self.vals[v]
-            if isinstance(d, _Fill):
+            if isinstance(d, Fill):
                 texts.append(f"np.full({self.shape_param(d.shape)}, {d.param}, {ctor(d.dtype)})")
                 continue
             name = self.mat(v)
@@ -314,10 +260,10 @@ class PyDriver:
         args, shapes = [], []
         for v in n.inputs:
             d = self.vals[v]
-            if isinstance(d, _Bcast):
+            if isinstance(d, Bcast):
                 args.append(self.mat(d.src))
                 shapes.append(d.src.shape)
-            elif isinstance(d, _Fill):
+            elif isinstance(d, Fill):
                 args.append(d.param)
                 shapes.append(None)
             else:
@@ -472,147 +418,4 @@ class PyDriver:
         self.src.line(
             f"{name} = np.array({impl}({args}, **{attrs}), {ctor(n.out.dtype)}, order='C')"
         )
-        self.vals[n.out] = _Mat(name, True, True)
-
-
-# -- per-op lowering ---------------------------------------------------------------------
-
-
-def _view(drv: PyDriver, n: Node, expr: str) -> None:
-    """Bind `n`'s output to a view expression of its first input."""
-    x = n.inputs[0]
-    name = drv.vname(n.out)
-    drv.src.line(f"{name} = {expr.format(drv.mat(x))}")
-    d = drv.vals[x]
-    drv.vals[n.out] = _Mat(name, d.fresh, d.plain and n.op == "reshape")
-
-
-def _lazy_fill(drv: PyDriver, n: Node) -> bool:
-    d = drv.vals[n.inputs[0]]
-    if isinstance(d, _Fill):
-        drv.vals[n.out] = _Fill(d.param, d.dtype, n.out.shape)
-        return True
-    return False
-
-
-def _reshape(drv: PyDriver, n: Node) -> None:
-    if _lazy_fill(drv, n):
-        return
-    x, v = n.inputs[0], n.out
-    root = drv.bufs.liveness.root
-    if v in drv.bufs.slot_of and root.get(x, x) in drv.bufs.slot_of:
-        # the plan gave it a buffer: a reshape of one of our strided views, which NumPy
-        # would copy into a new array; copy into the planned buffer instead
-        src = drv.mat(x)
-        out = drv.out(v)
-        drv.src.line(f"np.copyto({out}.reshape({src}.shape), {src})")
-        return
-    _view(drv, n, "{}.reshape(" + drv.shape_param(n.out.shape) + ")")
-
-
-def _transpose(drv: PyDriver, n: Node) -> None:
-    if not _lazy_fill(drv, n):
-        _view(drv, n, "{}.transpose(" + repr(tuple(n.attrs["axes"])) + ")")
-
-
-def _slice(drv: PyDriver, n: Node) -> None:
-    if not _lazy_fill(drv, n):
-        _view(drv, n, "{}[" + drv.param(slice_tuple(n.attrs["index"])) + "]")
-
-
-def _broadcast_to(drv: PyDriver, n: Node) -> None:
-    d = drv.vals[n.inputs[0]]
-    if isinstance(d, _Fill):
-        drv.vals[n.out] = _Fill(d.param, d.dtype, n.out.shape)
-    elif isinstance(d, _Bcast):
-        drv.vals[n.out] = _Bcast(d.src, n.out.shape)
-    else:
-        drv.vals[n.out] = _Bcast(n.inputs[0], n.out.shape)
-
-
-def _const(drv: PyDriver, n: Node) -> None:
-    name = drv.vname(n.out)
-    drv.src.line(f"{name} = {drv.param(np.array(n.attrs['value'].array))}")
-    drv.vals[n.out] = _Mat(name, False, False)
-
-
-def _full(drv: PyDriver, n: Node) -> None:
-    dt = np.dtype(n.attrs["dtype"])
-    drv.vals[n.out] = _Fill(drv.param(dt.type(n.attrs["fill"])), dt, n.out.shape)
-
-
-def _matmul(drv: PyDriver, n: Node) -> None:
-    a, b = (drv.mat(v) for v in n.inputs)
-    out = drv.out(n.out)
-    drv.src.line(f"np.matmul({a}, {b}, out={out})")
-
-
-def _concatenate(drv: PyDriver, n: Node) -> None:
-    parts = [drv.mat(v) for v in n.inputs]
-    out = drv.out(n.out)
-    drv.src.line(f"np.concatenate(({', '.join(parts)},), axis={n.attrs['axis']}, out={out})")
-
-
-def _copy_of(drv: PyDriver, n: Node) -> str:
-    """`n`'s planned buffer holding a copy of `n.inputs[0]`, for ops that update a copy."""
-    x = n.inputs[0]
-    d = drv.vals[x]
-    if isinstance(d, _Fill):
-        out = drv.out(n.out)
-        drv.src.line(f"{out}.fill({d.param})")
-    else:
-        src = drv.mat(x)
-        out = drv.out(n.out)
-        drv.src.line(f"np.copyto({out}, {src})")
-    return out
-
-
-def _three_d(shape: tuple[int, ...], axis: int, mid: int) -> tuple[int, int, int]:
-    pre = int(np.prod(shape[:axis], dtype=np.int64))
-    post = int(np.prod(shape[axis + 1 :], dtype=np.int64))
-    return (pre, mid, post)
-
-
-def _take(drv: PyDriver, n: Node) -> None:
-    x, idx = n.inputs
-    axis = n.attrs["axis"]
-    xs = drv.param(_three_d(x.shape, axis, x.shape[axis]))
-    os_ = drv.param(_three_d(x.shape, axis, idx.type.size))
-    xn, ixn = drv.mat(x), drv.mat(idx)
-    out = drv.out(n.out)
-    kname = special.add(drv.kernels, "take")
-    drv.src.line(f"{kname}({xn}.reshape({xs}), {ixn}.reshape(-1), {out}.reshape({os_}))")
-
-
-def _scatter(drv: PyDriver, n: Node) -> None:
-    x, idx, v = n.inputs
-    axis = n.attrs["axis"]
-    xs = drv.param(_three_d(x.shape, axis, x.shape[axis]))
-    vs = drv.param(_three_d(x.shape, axis, idx.type.size))
-    ixn, vn = drv.mat(idx), drv.mat(v)
-    out = _copy_of(drv, n)
-    kname = special.add(drv.kernels, n.op)
-    drv.src.line(f"{kname}({out}.reshape({xs}), {ixn}.reshape(-1), {vn}.reshape({vs}))")
-
-
-def _set_slice(drv: PyDriver, n: Node) -> None:
-    d = drv.vals[n.inputs[1]]
-    val = d.param if isinstance(d, _Fill) else drv.mat(n.inputs[1])
-    out = _copy_of(drv, n)
-    drv.src.line(f"{out}[{drv.param(slice_tuple(n.attrs['index']))}] = {val}")
-
-
-LOWER = {
-    "reshape": _reshape,
-    "transpose": _transpose,
-    "slice": _slice,
-    "broadcast_to": _broadcast_to,
-    "const": _const,
-    "full": _full,
-    "matmul": _matmul,
-    "concatenate": _concatenate,
-    "take": _take,
-    "scatter": _scatter,
-    "scatter_add": _scatter,
-    "set_slice": _set_slice,
-}
+        self.vals[n.out] = Mat(name, True, True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from compiler.codegen.compile import compile_graph
 from compiler.codegen.driver import LOWER, PyDriver
+from compiler.codegen.prepare import lower_passes
 from compiler.ir.graph import Graph, Node
-from compiler.passes.fuse import fuse
 from compiler.primitives.control import scan_layout
 from runtime.loops import run_scan, run_while
 
@@ -30,8 +30,10 @@ def _tuple(names: list[str]) -> str:
 
 
 def compile_body(body: Graph, stage: str):
-    """The body's compiled stage: fused within the step, then compiled like any stage."""
-    return compile_graph(fuse(body), stage=stage)
+    """The body's compiled stage: the pipeline's lowering passes (route, fuse, pushdown,
+    schedule, buffers), then compiled like any stage."""
+    low = lower_passes(body, stage)
+    return compile_graph(low.graph, low.buffers, stage=stage)
 
 
 def _scan(drv: PyDriver, n: Node) -> None:

@@ -23,8 +23,8 @@ import numpy as np
 from compiler.codegen.source import NJIT, NJIT_PARALLEL, Source, ctor, name_kernel
 from compiler.ir.graph import Graph, Node, Value
 from compiler.primitives import OPS, Kind, ScalarExpr
+from compiler.primitives.reduce import REDUCE_OPS
 
-REDUCE_OPS = ("sum", "max", "min")
 _BODY_OPS_EXTRA = ("broadcast_to", "const", "full")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from compiler.codegen.loops import is_elementwise
+from compiler.codegen.loops import body_domain, is_elementwise
 from compiler.ir.graph import Graph, Node, Value
 from compiler.primitives import OPS
 from compiler.primitives.registry import Cost
@@ -164,6 +164,4 @@ def _try(
 
 
 def _domain(body: Graph) -> tuple[int, ...] | None:
-    from compiler.codegen.loops import body_domain
-
     return body_domain(body)

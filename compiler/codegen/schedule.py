@@ -23,8 +23,7 @@ from collections import Counter
 from compiler.ir.graph import Graph, Node, Value
 from compiler.plan.liveness import analyze
 from compiler.primitives import OPS, Kind
-
-REDUCE_OPS = ("sum", "max", "min")
+from compiler.primitives.reduce import REDUCE_OPS
 
 
 def sink(graph: Graph) -> Graph:

@@ -81,13 +81,19 @@ class Const:
 
 @dataclass(frozen=True, eq=False)
 class Node:
-    """One op application: `outputs = op(*inputs, **attrs)`. `loc` is the user's source line."""
+    """One op application: `outputs = op(*inputs, **attrs)`. `loc` is the user's source line.
+
+    `tags` record what is known about the node that is not an argument of the op (so never
+    passed to its rules): `checkpoint=k` (it belongs to user checkpoint segment k, see
+    `plan.segments`), `route="library"` (the `route` pass). Copies of a node keep them.
+    """
 
     op: str
     inputs: tuple[Value, ...]
     attrs: Mapping[str, Any]
     outputs: tuple[Value, ...]
     loc: str | None = None
+    tags: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def out(self) -> Value:
@@ -175,6 +181,7 @@ class Builder:
         self.inputs: list[Value] = []
         self.nodes: list[Node] = []
         self.loc: str | None = None  # source location attached to the next nodes
+        self.tags: Mapping[str, Any] = {}  # tags attached to the next nodes (see Node)
 
     def add_input(self, type: TensorType) -> Value:
         v = Value(type)
@@ -187,6 +194,7 @@ class Builder:
         inputs: Sequence[Value],
         attrs: Mapping[str, Any] | None = None,
         loc: str | None = None,
+        tags: Mapping[str, Any] | None = None,
     ) -> Value:
         """Append `op(*inputs, **attrs)`, typed by the op's shape rule; return its output."""
         attrs = dict(attrs or {})
@@ -198,7 +206,7 @@ class Builder:
         except ShapeError as exc:
             where = f" (at {loc or self.loc})" if (loc or self.loc) else ""
             raise ShapeError(f"{exc}{where}") from None
-        return self.add_node(op, inputs, attrs, (out_type,), loc=loc)[0]
+        return self.add_node(op, inputs, attrs, (out_type,), loc=loc, tags=tags)[0]
 
     def add_node(
         self,
@@ -207,11 +215,18 @@ class Builder:
         attrs: Mapping[str, Any],
         out_types: Iterable[TensorType],
         loc: str | None = None,
+        tags: Mapping[str, Any] | None = None,
     ) -> tuple[Value, ...]:
         """Append a node whose output types are given (fused groups, multi-output ops)."""
         outs = tuple(Value(t) for t in out_types)
-        self.nodes.append(Node(op, tuple(inputs), dict(attrs), outs, loc or self.loc))
+        tags = self.tags if tags is None else tags
+        node = Node(op, tuple(inputs), dict(attrs), outs, loc or self.loc, dict(tags))
+        self.nodes.append(node)
         return outs
+
+    def copy(self, n: Node, inputs: Sequence[Value]) -> tuple[Value, ...]:
+        """Append a copy of node `n` (op, attrs, types, loc, tags) reading `inputs`."""
+        return self.add_node(n.op, inputs, n.attrs, [v.type for v in n.outputs], n.loc, n.tags)
 
     def const(self, array: Any, dtype: Any = None) -> Value:
         arr = np.asarray(array, dtype=dtype)
@@ -225,8 +240,5 @@ def copy_into(b: Builder, graph: Graph, args: Sequence[Value]) -> list[Value]:
     """Replay `graph`'s nodes into builder `b` with inputs bound to `args`; return its outputs."""
     env: dict[Value, Value] = dict(zip(graph.inputs, args, strict=True))
     for n in graph.nodes:
-        outs = b.add_node(
-            n.op, [env[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
-        )
-        env.update(zip(n.outputs, outs))
+        env.update(zip(n.outputs, b.copy(n, [env[v] for v in n.inputs])))
     return [env[v] for v in graph.outputs]

@@ -46,6 +46,8 @@ def format_graph(
             text += f" {args}"
         if attrs:
             text += " {" + ", ".join(f"{k}={_fmt_attr(a)}" for k, a in attrs.items()) + "}"
+        if n.tags:
+            text += " [" + ", ".join(f"{k}={_fmt_attr(a)}" for k, a in sorted(n.tags.items())) + "]"
         if locs and n.loc:
             text += f"  # {n.loc}"
         lines.append(text)

@@ -68,6 +68,7 @@ def graph_to_json(graph: Graph) -> dict:
                 "attrs": {k: _enc(a) for k, a in n.attr_items()},
                 "outputs": [_type(v) for v in n.outputs],
                 "loc": n.loc,
+                **({"tags": {k: _enc(a) for k, a in sorted(n.tags.items())}} if n.tags else {}),
             }
         )
     return {
@@ -90,6 +91,7 @@ def graph_from_json(data: dict) -> Graph:
                 {k: _dec(a) for k, a in nd["attrs"].items()},
                 outs,
                 nd.get("loc"),
+                {k: _dec(a) for k, a in nd.get("tags", {}).items()},
             )
         )
         vals.extend(outs)

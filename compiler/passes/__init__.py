@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-
-from compiler.passes import batch, cse, dce, fold, loops, simplify  # noqa: F401  (registers)
+# importing the pass modules registers them (the registry is filled at import, then read)
+from compiler.passes import batch, cse, dce, fold, fuse, loops, simplify  # noqa: F401
 from compiler.passes.manager import (
+    ALGEBRAIC_PASSES,
     DEFAULT_PASSES,
-    OPTIONAL_PASSES,
     PASSES,
+    PIPELINE,
     PassRecord,
     disabled_from_env,
-    fixpoint,
     format_report,
     get_pass,
     known_passes,
@@ -19,27 +18,13 @@ from compiler.passes.manager import (
     run_passes,
 )
 
-
-def _load_optional(name: str) -> None:
-    """Import the optional pass module `compiler.passes.<name>` if it exists."""
-    module = f"compiler.passes.{name}"
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:  # the module exists but something it imports is missing
-            raise
-
-
-for _name in sorted(OPTIONAL_PASSES):
-    _load_optional(_name)
-
 __all__ = [
+    "ALGEBRAIC_PASSES",
     "DEFAULT_PASSES",
-    "OPTIONAL_PASSES",
     "PASSES",
+    "PIPELINE",
     "PassRecord",
     "disabled_from_env",
-    "fixpoint",
     "format_report",
     "get_pass",
     "known_passes",

@@ -234,9 +234,9 @@ def _batch_sums(graph: Graph) -> Graph:
     roots = {t.root: t for t in trees}
     for n in graph.nodes:
         if n in roots:
-            b.loc = n.loc
+            b.loc, b.tags = n.loc, n.tags
             env[n.out] = emit_tree(roots[n])
-            b.loc = None
+            b.loc, b.tags = None, {}
         elif n not in absorbed and all(v in env for v in n.inputs):
             # (a node reading an absorbed value is dead: their one live use is the tree)
             env.update(zip(n.outputs, copy_node(b, n, [env[v] for v in n.inputs])))
@@ -346,7 +346,7 @@ def _batch_shared_once(graph: Graph) -> Graph:
     env: dict[Value, Value] = {v: b.add_input(v.type) for v in graph.inputs}
 
     def emit_group() -> None:
-        b.loc = members[0].loc
+        b.loc, b.tags = members[0].loc, members[0].tags
         cat = b.add("concatenate", [env[m.inputs[i_other]] for m in members], {"axis": axis})
         if side == "right":  # the A_i stacked by rows; each product is a block of rows
             p = b.add("matmul", [cat, env[shared]])
@@ -360,7 +360,7 @@ def _batch_shared_once(graph: Graph) -> Graph:
             else:
                 index, off = ((0, 1, rows), (off, 1, cols)), off + cols
             env[m.out] = b.add("slice", [p], {"index": index})
-        b.loc = None
+        b.loc, b.tags = None, {}
 
     # Copy in the original order, except that the batched product is placed at its first
     # member, with what its operands need (and only that) hoisted in front of it.

@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from compiler.ir.graph import Builder, Graph, Node, Value
+from compiler.ir.graph import Builder, Graph, Node, Value, copy_into
 from compiler.passes.manager import register_pass
+from compiler.passes.route import routed
 from compiler.primitives import OPS, Kind, ScalarExpr
+from compiler.primitives.reduce import REDUCE_OPS
 
-REDUCE_OPS = ("sum", "max", "min")
 # Numba's compile time grows superlinearly with the size of one function: cap a group so a
 # kernel stays around a hundred statements.
 MAX_GROUP = 48
@@ -241,19 +242,18 @@ def _body(fz: _Fuser, gr: _Group, outside: set[Value]) -> tuple[Graph, list[Valu
     for i in gr.members:
         n = nodes[i]
         ins = [read(u) for u in n.inputs]
-        outs = b.add_node(n.op, ins, n.attrs, [v.type for v in n.outputs], loc=n.loc)
-        env.update(zip(n.outputs, outs))
+        env.update(zip(n.outputs, b.copy(n, ins)))
     defined = [v for i in gr.members for v in nodes[i].outputs if v in outside]
     body = b.build([env[v] for v in defined])
     return body, ext, defined
 
 
 @register_pass("fuse")
-def fuse(graph: Graph, *, barrier: Callable[[Node], bool] | None = None) -> Graph:
+def fuse(graph: Graph, *, barrier: Callable[[Node], bool] = routed) -> Graph:
     """Group elementwise chains and their trailing reductions into `fused` nodes.
 
-    `barrier(node)` true keeps that node out of every group (a backend that runs some ops
-    better elsewhere, e.g. transcendentals as NumPy's SIMD ufuncs, passes it).
+    `barrier(node)` true keeps that node out of every group: by default the nodes the
+    `route` pass tagged as library calls (transcendentals as NumPy's SIMD ufuncs).
     """
     fz = _Fuser(graph, barrier)
     groups = [gr for gr in fz.run() if len(gr.members) > 1]
@@ -293,10 +293,7 @@ def fuse(graph: Graph, *, barrier: Callable[[Node], bool] | None = None) -> Grap
     env: dict[Value, Value] = {v: b.add_input(v.type) for v in graph.inputs}
 
     def copy(n: Node) -> None:
-        outs = b.add_node(
-            n.op, [env[u] for u in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
-        )
-        env.update(zip(n.outputs, outs))
+        env.update(zip(n.outputs, b.copy(n, [env[u] for u in n.inputs])))
 
     # constants and fills first (groups may read them before their original position)
     for i, n in enumerate(nodes):
@@ -317,9 +314,25 @@ def fuse(graph: Graph, *, barrier: Callable[[Node], bool] | None = None) -> Grap
     return b.build([env[v] for v in graph.outputs], graph.meta)
 
 
+def inline_fused(graph: Graph, pred: Callable[[Graph], bool]) -> Graph:
+    """Replace every fused node whose body satisfies `pred` by the body's nodes."""
+    if not any(n.op == "fused" and pred(n.attrs["body"]) for n in graph.nodes):
+        return graph
+    b = Builder()
+    env = {v: b.add_input(v.type) for v in graph.inputs}
+    for n in graph.nodes:
+        ins = [env[v] for v in n.inputs]
+        if n.op == "fused" and pred(n.attrs["body"]):
+            outs = copy_into(b, inline_fused(n.attrs["body"], pred), ins)
+        else:
+            outs = b.copy(n, ins)
+        env.update(zip(n.outputs, outs))
+    return b.build([env[v] for v in graph.outputs], graph.meta)
+
+
 def fused_count(graph: Graph) -> int:
     """How many fused nodes `graph` has (for reports and tests)."""
     return sum(n.op == "fused" for n in graph.nodes)
 
 
-__all__ = ["MAX_GROUP", "fuse", "fused_count"]
+__all__ = ["MAX_GROUP", "fuse", "fused_count", "inline_fused"]

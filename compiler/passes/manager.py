@@ -1,14 +1,14 @@
 """The pass registry and runner: named `graph -> graph` functions, run in an explicit order.
 
-A pass is pure and returns the SAME object when it changes nothing, so runners and
-`fixpoint` detect "no change" with `is` instead of comparing dumps.
+A pass is pure and returns the SAME object when it changes nothing, so a runner detects "no
+change" with `is` instead of comparing dumps. The whole compile pipeline, these passes
+included, is the list `PIPELINE` (run by `compiler.pipeline`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,15 +34,30 @@ PASSES: dict[str, Pass] = {}
 # - dce then drops everything the passes above left without users (only batch skips the
 #   nodes it absorbs, all of them single-use);
 # - fuse last: it groups the final elementwise chains into loop nests, and its `fused`
-#   nodes are opaque to the other passes.
+#   nodes are opaque to the other passes. (The compile pipeline runs it later, after
+#   planning and routing: see PIPELINE.)
 # - loops first: it merges each loop with the residual-storing twin its VJP rule emitted by
 #   comparing their bodies as emitted (before other passes make them differ), then runs
 #   these passes inside the bodies (compiler/passes/loops.py).
-DEFAULT_PASSES: tuple[str, ...] = ("loops", "simplify", "fold", "batch", "cse", "dce", "fuse")
+ALGEBRAIC_PASSES: tuple[str, ...] = ("loops", "simplify", "fold", "batch", "cse", "dce")
+DEFAULT_PASSES: tuple[str, ...] = (*ALGEBRAIC_PASSES, "fuse")
 
-# Passes that may be named (in DEFAULT_PASSES, `disable`, the environment) before their
-# module exists; `run_passes` skips them while unregistered. `fuse` lives in its own module.
-OPTIONAL_PASSES: frozenset[str] = frozenset({"fuse"})
+# Every pass of the compile pipeline, in order (`compiler.pipeline` runs them; each can be
+# printed with `gradc ir --print-after NAME` and switched off with `--disable NAME`):
+# the algebraic passes; `plan` (store or recompute, checkpoint segments); `route` (which ops
+# the backend runs as library calls); `fuse` (loop nests, routed ops as barriers);
+# `pushdown` (cheap group outputs recomputed in their readers); `schedule` (node order for
+# memory); `buffers` (arena slots). Those after `dce` need the pipeline's context (the
+# backend, the memory policy), so they are not registered here.
+PIPELINE: tuple[str, ...] = (
+    *ALGEBRAIC_PASSES,
+    "plan",
+    "route",
+    "fuse",
+    "pushdown",
+    "schedule",
+    "buffers",
+)
 
 ENV_DISABLE = "GRADC_DISABLE_PASSES"
 
@@ -71,8 +86,8 @@ def register_pass(name: str) -> Callable[[Pass], Pass]:
 
 
 def known_passes() -> tuple[str, ...]:
-    """Every name `run_passes` accepts, sorted."""
-    return tuple(sorted(set(PASSES) | OPTIONAL_PASSES))
+    """Every pass name `run_passes` and `disable` accept, sorted."""
+    return tuple(sorted(set(PASSES) | set(PIPELINE)))
 
 
 def _check_names(names: Iterable[str], what: str) -> None:
@@ -86,7 +101,7 @@ def get_pass(name: str) -> Pass:
     """The registered pass `name` (ValueError listing the known passes otherwise)."""
     if name not in PASSES:
         _check_names([name], "get_pass")
-        raise ValueError(f"pass {name!r} is not available (its module is not installed)")
+        raise ValueError(f"pass {name!r} runs only in the pipeline (compiler.pipeline)")
     return PASSES[name]
 
 
@@ -105,13 +120,14 @@ def run_passes(
     check: bool = False,
     print_after: str | Iterable[str] | None = None,
     report: list[PassRecord] | None = None,
+    keep: Callable[[str, Graph], None] | None = None,
 ) -> Graph:
     """Run the passes `names` in order, skipping `disable`; return the final graph.
 
     `check` verifies the graph after every pass (tests always set it); `print_after` names
     passes whose result is printed to stdout; `report`, a list, receives one PassRecord per
-    pass run. Every name is checked first: an unknown one is a ValueError listing the known
-    passes, before any pass runs.
+    pass run; `keep(name, graph)` is called with each pass's result. Every name is checked
+    first: an unknown one is a ValueError listing the known passes, before any pass runs.
     """
     names = _as_names(names)
     disable = _as_names(disable)
@@ -120,8 +136,10 @@ def run_passes(
     _check_names(disable, "disable")
     _check_names(shown, "print_after")
     for name in names:
-        if name in disable or name not in PASSES:  # unregistered: an optional pass
+        if name in disable:
             continue
+        if name not in PASSES:
+            raise ValueError(f"pass {name!r} runs only in the pipeline (compiler.pipeline)")
         before = len(graph.nodes)
         t0 = time.perf_counter()
         new = PASSES[name](graph)
@@ -135,26 +153,9 @@ def run_passes(
             report.append(PassRecord(name, before, len(new.nodes), seconds, new is not graph))
         if name in shown:
             print(f"# after {name}\n{new}")
+        if keep is not None:
+            keep(name, new)
         graph = new
-    return graph
-
-
-def fixpoint(passes: Sequence[str | Pass], graph: Graph, max_iter: int = 10) -> Graph:
-    """Repeat `passes` in order until a whole round leaves the graph object unchanged.
-
-    At most `max_iter` rounds: hitting the cap means two rewrites undo each other, so warn
-    and return the latest graph (still correct, just not a fixpoint).
-    """
-    fns = [get_pass(p) if isinstance(p, str) else p for p in passes]
-    for _ in range(max_iter):
-        start = graph
-        for fn in fns:
-            graph = fn(graph)
-        if graph is start:
-            return graph
-    warnings.warn(
-        f"passes did not reach a fixpoint in {max_iter} rounds", RuntimeWarning, stacklevel=2
-    )
     return graph
 
 

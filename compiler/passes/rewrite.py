@@ -52,8 +52,8 @@ def copy_node(b: Builder, node: Node, inputs: Sequence[Value]) -> tuple[Value, .
     """Append `node` with new `inputs` to `b`; fused (and other multi-output) nodes keep
     their output types, other ops are re-typed by their shape rule."""
     if node.op in SHAPE_RULES and len(node.outputs) == 1:
-        return (b.add(node.op, inputs, node.attrs, loc=node.loc),)
-    return b.add_node(node.op, inputs, node.attrs, [v.type for v in node.outputs], loc=node.loc)
+        return (b.add(node.op, inputs, node.attrs, loc=node.loc, tags=node.tags),)
+    return b.copy(node, inputs)
 
 
 class Rewriter:
@@ -78,9 +78,9 @@ class Rewriter:
                 self._note(outs)
                 env.update(zip(n.outputs, outs))
                 continue
-            self.b.loc = n.loc
-            env[n.out] = self._rewrite(Node(n.op, inputs, n.attrs, n.outputs, n.loc))
-        self.b.loc = None
+            self.b.loc, self.b.tags = n.loc, n.tags
+            env[n.out] = self._rewrite(Node(n.op, inputs, n.attrs, n.outputs, n.loc, n.tags))
+        self.b.loc, self.b.tags = None, {}
         if not self.fired:
             return graph
         return self.b.build([env[v] for v in graph.outputs], meta=graph.meta)
@@ -114,7 +114,7 @@ class Rewriter:
     def emit(self, op: str, inputs: Sequence[Value], **attrs: Any) -> Value:
         """Emit `op(*inputs, **attrs)`, simplified by the same rules."""
         t = SHAPE_RULES[op]([v.type for v in inputs], **attrs)
-        return self._rewrite(Node(op, tuple(inputs), attrs, (Value(t),), self.b.loc))
+        return self._rewrite(Node(op, tuple(inputs), attrs, (Value(t),), self.b.loc, self.b.tags))
 
     def producer(self, v: Value) -> Node | None:
         """The node that defines `v` in the new graph (None for a graph input)."""

@@ -70,8 +70,9 @@ def _same_index(node: Node) -> bool:
     return OPS[node.op].kind is Kind.ELEMENTWISE
 
 
-def assign_buffers(graph: Graph, *, inplace: bool = True) -> Buffers:
-    """Give each buffer-owning value of `graph` a slot; live values never share one."""
+def assign_buffers(graph: Graph, *, inplace: bool = True, share: bool = True) -> Buffers:
+    """Give each buffer-owning value of `graph` a slot; live values never share one
+    (`share=False`: no two values share one, the pipeline's `--disable buffers`)."""
     # except (with `inplace`) an elementwise output taking over a same-shaped operand's slot
     # at the node that reads that operand last
     live = analyze(graph)
@@ -90,9 +91,9 @@ def assign_buffers(graph: Graph, *, inplace: bool = True) -> Buffers:
             _, who, sid = heapq.heappop(heap)
             if holder[sid] == who:
                 heapq.heappush(pool, sid)
-        sid = _donor(live, v, slot_of, handover) if inplace else None
+        sid = _donor(live, v, slot_of, handover) if inplace and share else None
         if sid is None:
-            if pool:
+            if pool and share:
                 sid = heapq.heappop(pool)
             else:
                 sid = len(slots)

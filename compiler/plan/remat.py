@@ -161,7 +161,7 @@ def rematerialize(ph: Phases, recompute: frozenset[Value], meta: Mapping) -> Rem
 
     def emit(n: Node, lookup: Mapping[Value, Value]) -> tuple[Value, ...]:
         ins = [lookup.get(v) or env[v] for v in n.inputs]
-        return b.add_node(n.op, ins, n.attrs, [v.type for v in n.outputs], loc=n.loc)
+        return b.copy(n, ins)
 
     for n in ph.fwd:
         env.update(zip(n.outputs, emit(n, {})))

@@ -1,8 +1,8 @@
 """Checkpoint segments: user-marked (`checkpoint`) and automatic (`memory="sqrt"`, budgets).
 
-A user segment is recorded while tracing as a tag on each of its nodes' `loc` (the source
-location): `loc` is copied with the node by every transform (`vjp_graph`, `copy_into`, the
-passes), is not part of the printed graph or its fingerprint, and no rule reads it.
+A user segment is recorded while tracing as the tag `checkpoint=k` on each of its nodes
+(`Node.tags`): every copy of a node keeps its tags (`vjp_graph`, `copy_into`, the passes),
+the adjoint nodes of a tagged node get its tags, and no op rule reads them.
 
 An automatic segmentation cuts the forward chain at values through which all of the
 forward computation flows (the residual stream of a deep net), and groups the nodes between
@@ -13,40 +13,28 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Hashable, Sequence
 
 from compiler.ir.graph import Builder, Node, Value
 
-_TAG = re.compile(r"\s*\[checkpoint (\d+)\]$")
-
-
-def tag_loc(loc: str | None, segment: int) -> str:
-    """`loc` with its checkpoint tag set to `segment` (an outer segment replaces an inner)."""
-    base = _TAG.sub("", loc or "")
-    return f"{base} [checkpoint {segment}]".lstrip()
-
-
-def loc_segment(loc: str | None) -> int | None:
-    """The checkpoint segment recorded in a node's `loc`, if any."""
-    m = _TAG.search(loc or "")
-    return int(m.group(1)) if m else None
+CHECKPOINT = "checkpoint"
 
 
 def node_segment(node: Node) -> int | None:
     """The user segment of a node; a fused node belongs to the one all its body shares."""
     if node.op == "fused":
-        tags = {loc_segment(n.loc) for n in node.attrs["body"].nodes}
+        tags = {n.tags.get(CHECKPOINT) for n in node.attrs["body"].nodes}
         if len(tags) == 1:
             return tags.pop()
-    return loc_segment(node.loc)
+    return node.tags.get(CHECKPOINT)
 
 
 def mark_segment(b: Builder, start: int) -> None:
     """Tag the nodes `b` appended since index `start` as one checkpoint segment."""
     for i in range(start, len(b.nodes)):
         n = b.nodes[i]
-        b.nodes[i] = dataclasses.replace(n, loc=tag_loc(n.loc, start))
+        # an enclosing segment is marked after the inner one and replaces it
+        b.nodes[i] = dataclasses.replace(n, tags={**n.tags, CHECKPOINT: start})
 
 
 def user_segments(fwd: Sequence[Node]) -> dict[Node, Hashable]:

@@ -1,8 +1,9 @@
 """Split a planned joint graph (with cotangent inputs) into vjp's forward and backward stages.
 
 The residuals are exactly what the plan keeps: the stored values plus the primal inputs the
-backward reads. Clones stay in the backward (`split_joint` alone would hoist them into the
-forward, since they do not depend on a cotangent); constants are re-emitted there.
+backward reads. Clones stay in the backward (`autodiff.partition.split_joint`, a split by
+cotangent dependence alone, would hoist them into the forward: it splits forward-mode graphs
+into primal and linear parts, where nothing is planned); constants are re-emitted there.
 """
 
 from __future__ import annotations

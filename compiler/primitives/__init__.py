@@ -1,6 +1,7 @@
 """The primitive registry, filled at import: one record per op."""
 
-from compiler.primitives import (  # noqa: F401
+from compiler.primitives import (  # noqa: F401  (each module registers its ops)
+    binary,
     creation,
     decomp,
     elementwise,

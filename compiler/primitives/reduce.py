@@ -7,6 +7,11 @@ import numpy as np
 from compiler.ir.types import TensorType
 from compiler.primitives.registry import Cost, Kind, OpDef, Sample, bind, fail, register
 
+# The reductions that fuse into loops as a running accumulator (one definition for the
+# fuse pass, the loop kernels and the scheduler; a new reduction joins when loops.py knows
+# its identity and update).
+REDUCE_OPS: tuple[str, ...] = ("sum", "max", "min")
+
 
 def _reduce_rule(name):
     def rule(ts: list[TensorType], *, axis: tuple[int, ...], keepdims: bool) -> TensorType:

@@ -67,6 +67,13 @@ class OpDef:
     samples: Callable[[np.random.Generator], list[Sample]] | None = None
     differentiable: bool = True  # False: comparisons, masks, sign...: zero gradient by design
     grad_doc: str = ""  # the gradient convention, for the generated op table
+    # dtypes (names) where a library call (NumPy's SIMD ufunc, from the driver) beats a
+    # compiled scalar loop; the `route` pass reads it (measurements in docs/routing.md)
+    library: tuple[str, ...] = ()
+
+    def prefers_library(self, dtype: np.dtype) -> bool:
+        """Whether this op on `dtype` runs faster as a library call than in a loop."""
+        return np.dtype(dtype).name in self.library
 
     def __post_init__(self) -> None:
         if self.differentiable and (self.vjp is None or self.jvp is None):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.graph import Builder, Const, Value
-from compiler.ir.types import FLOAT_DTYPES, TensorType
+from compiler.ir.types import TensorType
 from compiler.primitives import OPS
 from compiler.trace import layout
 
@@ -287,10 +287,6 @@ def _holds_tracer(x: Any) -> bool:
     return any(
         isinstance(i, Tracer) or (isinstance(i, (list, tuple)) and _holds_tracer(i)) for i in x
     )
-
-
-def is_float_dtype(dt: np.dtype) -> bool:
-    return np.dtype(dt) in FLOAT_DTYPES
 
 
 def find_context(args: Sequence[Any]) -> TraceContext | None:

@@ -78,16 +78,16 @@ def test_check_gradients_float32_uses_a_looser_tolerance():
 
 
 def test_check_gradients_blames_the_backend_when_only_compiled_code_is_wrong(monkeypatch):
-    import compiler.api as api
+    import compiler.pipeline as pipeline
 
-    real_lower = api.lower
+    real_lower = pipeline.lower
 
-    def bad_lower(graph, backend, stage):  # a "backend" that flips the sign of the gradients
-        fn = real_lower(graph, "interpret", stage)
-        n_primal = graph.meta.get("n_primal_outputs", 1)
+    def bad_lower(low, backend):  # a "backend" that flips the sign of the gradients
+        fn = real_lower(low, "interpret")
+        n_primal = low.graph.meta.get("n_primal_outputs", 1)
         return lambda *a: [o if i < n_primal else -o for i, o in enumerate(fn(*a))]
 
-    monkeypatch.setattr(api, "lower", bad_lower)
+    monkeypatch.setattr(pipeline, "lower", bad_lower)
     report = check_gradients(_loss, _args(), (0, 1), names=["W", "x"], backend="interpret")
     assert not report.ok
     assert report.stage == "codegen", report.format()

@@ -92,3 +92,18 @@ def elementwise_graphs(draw, max_nodes: int = 8, dtype=np.float64):
     rng = np.random.default_rng(seed)
     args = [rng.uniform(-2, 2, size=v.shape).astype(dtype) for v in g.inputs]
     return g, args
+
+
+def logreg_shape_graph(n: int) -> Graph:
+    """logreg's shape: one group makes z, relu(z) and -|z|; relu is read only with z (the
+    case `pushdown` exists for)."""
+    b = Builder()
+    x = b.add_input(TensorType((n,), np.float64))
+    c = b.add_input(TensorType((1,), np.float64))
+    y = b.add_input(TensorType((n,), np.float64))
+    z = b.add("add", [x, c])
+    relu = b.add("maximum", [z, b.const(np.float64(0.0))])
+    e = b.add("exp", [b.add("negative", [b.add("abs", [z])])])
+    terms = b.add("subtract", [b.add("add", [relu, e]), b.add("multiply", [y, z])])
+    loss = b.add("sum", [terms], {"axis": (0,), "keepdims": False})
+    return b.build([loss, b.add("multiply", [z, e])])

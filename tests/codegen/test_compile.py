@@ -13,11 +13,13 @@ import numpy as np
 from hypothesis import given, settings
 
 from compiler import trace
-from compiler.codegen import compile_graph, compile_stats
+from compiler.codegen import compile_stats
+from compiler.codegen.driver import SMALL_LOOP
 from compiler.interpret import run_graph
 from compiler.ir import Builder, TensorType
-from compiler.passes import run_passes
+from compiler.passes import ALGEBRAIC_PASSES, run_passes
 from compiler.passes.fuse import fuse
+from compiler.pipeline import lower_graph
 from tests.codegen.graphs import deep_joint, elementwise_graphs, joint
 from tests.codegen.util import assert_same, cache_dir  # noqa: F401  (fixture)
 from tests.passes.cases import mlp_loss
@@ -26,21 +28,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _check(g, args, rtol=None):
-    fn = compile_graph(g, stage="test")
+    fn = lower_graph(g, stage="test")
     for a, e in zip(fn(*args), run_graph(g, list(args))):
         assert_same(a, e, rtol)
     return fn
 
 
 def test_compile_new_batch_size_compiles_nothing_new():
-    g4, flat4 = deep_joint(2, 6, 4)
-    fn4 = _check(g4, flat4)
-    before = compile_stats()
-    g9, flat9 = deep_joint(2, 6, 9)
-    fn9 = _check(g9, flat9)
-    assert fn9.source == fn4.source
-    assert fn9.module is fn4.module
-    assert compile_stats().compiled == before.compiled
+    # both sizes are above SMALL_LOOP, so every loop runs its kernel: the first size compiles
+    # them, the second must reuse them
+    width = 48
+    sizes = (SMALL_LOOP // width + 3, SMALL_LOOP // width + 40)
+    start = compile_stats()
+    g1, flat1 = deep_joint(2, width, sizes[0])
+    fn1 = _check(g1, flat1)
+    first = compile_stats()
+    assert first.compiled + first.cache_hits > start.compiled + start.cache_hits
+    g2, flat2 = deep_joint(2, width, sizes[1])
+    fn2 = _check(g2, flat2)
+    assert fn2.source == fn1.source
+    assert fn2.module is fn1.module
+    assert compile_stats().compiled == first.compiled
 
 
 def test_compile_source_does_not_depend_on_constant_values():
@@ -48,8 +56,8 @@ def test_compile_source_does_not_depend_on_constant_values():
         return lambda x: np.sum(np.maximum(x * c, 0.5 * c))
 
     x = np.linspace(-1, 1, 7)
-    a = compile_graph(run_passes(trace(f(2.0), x)))
-    b = compile_graph(run_passes(trace(f(-3.0), x)))
+    a = lower_graph(run_passes(trace(f(2.0), x)))
+    b = lower_graph(run_passes(trace(f(-3.0), x)))
     assert a.source == b.source
     np.testing.assert_allclose(a(x)[0], np.sum(np.maximum(x * 2.0, 1.0)))
     np.testing.assert_allclose(b(x)[0], np.sum(np.maximum(x * -3.0, -1.5)))
@@ -59,7 +67,7 @@ def test_compile_identical_layers_share_kernels():
     g3, _ = deep_joint(3, 5, 2)
     g12, flat12 = deep_joint(12, 5, 2)
     fn12 = _check(g12, flat12)
-    assert fn12.kernel_count == compile_graph(g3).kernel_count
+    assert fn12.kernel_count == lower_graph(g3).kernel_count
     assert fn12.kernel_count <= 12  # counting the parallel twins
     names = set(re.findall(r"def (k_\w+)\(", fn12.source))
     assert len(names) == fn12.kernel_count
@@ -95,7 +103,7 @@ def test_compile_nan_and_inf_propagate():
     yv = np.array([[0.0, np.nan, np.inf, -np.inf], [np.inf, 0.0, -2.0, np.nan]])
     for gg in (g, fuse(g)):
         _check(gg, (xv, yv))
-    got = compile_graph(fuse(g))(xv, yv)
+    got = lower_graph(fuse(g))(xv, yv)
     assert np.isnan(got[0][0]) and got[0][1] == np.inf and np.isnan(got[1][0])
 
 
@@ -114,7 +122,9 @@ def test_compile_float32_stays_float32():
 
 
 def test_compile_transcendentals_run_as_numpy_ufuncs():
-    g = run_passes(trace(lambda x: np.sum(np.tanh(x) * np.exp(-x) + x * x), np.ones(16)))
+    # through the pipeline's own order: the algebraic passes, then route before fuse
+    f = trace(lambda x: np.sum(np.tanh(x) * np.exp(-x) + x * x), np.ones(16))
+    g = run_passes(f, ALGEBRAIC_PASSES)
     fn = _check(g, (np.linspace(-3, 3, 16),))
     assert "np.tanh(" in fn.source and "np.exp(" in fn.source
     assert "math.tanh" not in fn.source and "math.exp" not in fn.source
@@ -171,11 +181,14 @@ def test_compile_unfused_and_fused_agree_on_joint_graphs():
     flat = [a for wb in params for a in wb] + [x, y]
     unfused = joint(mlp, (params, x, y), 6, fuse=False)
     fused = joint(mlp, (params, x, y), 6, fuse=True)
-    a = compile_graph(unfused)(*flat)
-    b = compile_graph(fused)(*flat)
-    for p, q, e in zip(a, b, run_graph(unfused, flat)):
-        assert_same(p, e)
-        assert_same(q, e)
+    runs = [
+        lower_graph(unfused, disable=("route", "fuse"))(*flat),
+        lower_graph(unfused)(*flat),
+        lower_graph(fused)(*flat),
+    ]
+    for outs in runs:
+        for p, e in zip(outs, run_graph(unfused, flat)):
+            assert_same(p, e)
 
 
 @settings(deadline=None, max_examples=6)
@@ -183,8 +196,9 @@ def test_compile_unfused_and_fused_agree_on_joint_graphs():
 def test_compile_random_fused_graphs_match_unfused(case):
     g, args = case
     want = run_graph(g, args)
-    for gg in (g, fuse(g)):
-        for a, e in zip(compile_graph(gg)(*args), want):
+    fns = [lower_graph(g, disable=("fuse",)), lower_graph(g), lower_graph(fuse(g))]
+    for fn in fns:
+        for a, e in zip(fn(*args), want):
             assert_same(a, e, rtol=1e-9)
 
 
@@ -192,7 +206,8 @@ def test_compile_module_runs_with_jit_disabled(tmp_path):
     script = textwrap.dedent("""
         import numpy as np
         from compiler import trace
-        from compiler.codegen import compile_graph, compile_stats
+        from compiler.codegen import compile_stats
+        from compiler.pipeline import lower_graph
         from compiler.interpret import run_graph
         from compiler.passes import run_passes
 
@@ -204,7 +219,7 @@ def test_compile_module_runs_with_jit_disabled(tmp_path):
                 g = run_passes(trace(lambda a, b: (a * b - 1.0) ** 2, *args))
             else:
                 g = run_passes(trace(f, *args))
-            fn = compile_graph(g)
+            fn = lower_graph(g)
             for a, e in zip(fn(*args), run_graph(g, list(args))):
                 np.testing.assert_allclose(a, e, rtol=1e-12)
         assert compile_stats().compiled == 0
@@ -251,4 +266,4 @@ def test_compile_large_loops_use_prange_and_stay_exact():
     xs = small.add_input(TensorType((4, 160), np.float64))
     small_g = small.build([small.add("negative", [small.add("multiply", [xs, xs])])])
     # decided per call from the size bound in P, so the text does not depend on it
-    assert re.search(r"if P\[\d+\] >= 1048576 else", compile_graph(fuse(small_g)).source)
+    assert re.search(r"if P\[\d+\] >= 1048576 else", lower_graph(fuse(small_g)).source)

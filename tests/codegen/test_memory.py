@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 
 from compiler import checkpoint, value_and_grad
-from compiler.codegen import compile_graph
 from compiler.codegen import driver as drv
 from compiler.codegen.pushdown import push_down
 from compiler.codegen.schedule import sink
 from compiler.interpret import run_graph
 from compiler.ir import Builder, TensorType
 from compiler.passes.fuse import fuse
+from compiler.pipeline import lower_graph
 from compiler.plan import assign_buffers
 from runtime.arena import Arena
-from tests.codegen.graphs import deep_args, deep_joint, deep_loss
+from tests.codegen.graphs import deep_args, deep_joint, deep_loss, logreg_shape_graph
 from tests.codegen.util import assert_same, cache_dir  # noqa: F401  (fixture)
 
 # 64 x 64 = 4096 elements per layer value: loops run as kernels from the first call
@@ -35,7 +35,7 @@ DEPTH, WIDTH, BATCH = 3, 64, 64
 @pytest.fixture(scope="module")
 def deep():
     g, flat = deep_joint(DEPTH, WIDTH, BATCH)
-    fn = compile_graph(g, stage="test")
+    fn = lower_graph(g, stage="test")
     return g, flat, fn
 
 
@@ -155,7 +155,7 @@ def test_memory_an_exception_gives_the_buffer_set_back():
     y = b.add("multiply", [x, x])
     t = b.add("take", [y, i], {"axis": 0})
     g = b.build([b.add("sum", [b.add("add", [t, t])], {"axis": (0,), "keepdims": False})])
-    fn = compile_graph(g)
+    fn = lower_graph(g)
     xv = np.ones((64, 80))
     np.testing.assert_allclose(fn(xv, np.array([0, 1, 2]))[0], np.full(80, 6.0))
     assert fn.arena is not None
@@ -170,7 +170,7 @@ def test_memory_an_exception_gives_the_buffer_set_back():
 def test_memory_new_batch_size_new_arena_same_module():
     g4, flat4 = deep_joint(2, 6, 4)
     g9, flat9 = deep_joint(2, 6, 9)
-    a, b = compile_graph(g4), compile_graph(g9)
+    a, b = lower_graph(g4), lower_graph(g9)
     assert a.module is b.module and a.arena is not b.arena
     assert a.arena.nbytes < b.arena.nbytes
     for fn, g, flat in ((a, g4, flat4), (b, g9, flat9)):
@@ -186,7 +186,7 @@ def test_memory_small_loops_run_as_numpy_until_hot():
     g = fuse(b.build([b.add("max", [b.add("abs", [e])], {"axis": (1,), "keepdims": True}), e]))
     rng = np.random.default_rng(3)
     flat = [rng.normal(size=(3, 5)).astype(np.float32), rng.normal(size=5).astype(np.float32)]
-    fn = compile_graph(g)
+    fn = lower_graph(g)
     want = run_graph(g, flat)
     names = set(re.findall(r"def (k_\w+)\(", fn.source))
     compiled = {n for n in names if getattr(fn.module, n).overloads}
@@ -202,7 +202,7 @@ def test_memory_small_loops_run_as_numpy_until_hot():
     assert any(getattr(fn.module, n).overloads for n in names - compiled)
     # a later stage with the same kernels (a new batch size) uses them from the first call
     g5, flat5 = deep_joint(2, 6, 5)
-    fn5 = compile_graph(g5)
+    fn5 = lower_graph(g5)
     sites = [j for j, v in enumerate(fn5.args[0]) if isinstance(v, int) and v == 0]
     assert sites
     for x, e in zip(fn5(*flat5), run_graph(g5, flat5)):
@@ -291,20 +291,7 @@ def test_memory_sink_moves_backward_only_values_next_to_their_reader():
 
 
 def test_memory_pushdown_recomputes_a_cheap_output_in_its_reader():
-    # logreg's shape: one group makes z, relu(z) and -|z|; relu is read only with z
-    b = Builder()
-    x = b.add_input(TensorType((4096,), np.float64))
-    c = b.add_input(TensorType((1,), np.float64))
-    y = b.add_input(TensorType((4096,), np.float64))
-    z = b.add("add", [x, c])
-    relu = b.add("maximum", [z, b.const(np.float64(0.0))])
-    e = b.add("exp", [b.add("negative", [b.add("abs", [z])])])
-    loss = b.add(
-        "sum",
-        [b.add("subtract", [b.add("add", [relu, e]), b.add("multiply", [y, z])])],
-        {"axis": (0,), "keepdims": False},
-    )
-    g = b.build([loss, b.add("multiply", [z, e])])
+    g = logreg_shape_graph(4096)
     fz = fuse(g, barrier=lambda n: n.op == "exp")
     pushed = push_down(fz)
     widths = [len(n.outputs) for n in pushed.nodes if n.op == "fused"]
@@ -314,7 +301,7 @@ def test_memory_pushdown_recomputes_a_cheap_output_in_its_reader():
     want = run_graph(g, args)
     for a, e_ in zip(run_graph(pushed, args), want):
         assert_same(a, e_)
-    fn = compile_graph(fz)
+    fn = lower_graph(fz)
     for a, e_ in zip(fn(*args), want):
         assert_same(a, e_)
     assert fn.buffers.peak_bytes <= assign_buffers(pushed).peak_bytes

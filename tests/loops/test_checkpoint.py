@@ -7,7 +7,7 @@ import pytest
 
 from compiler import grad, scan, trace
 from compiler.autodiff import vjp_graph
-from compiler.pipeline import grad_stages
+from compiler.pipeline import Options, grad_stages
 from tests.loops.cases import rnn_args
 
 T = 64
@@ -35,9 +35,9 @@ def stored_bytes(graph) -> int:
 
 
 def planned(args, k):
-    joint = vjp_graph(trace(lambda *a: rnn(*a, k=k), *args), [0, 1])
-    st = grad_stages(joint)
-    return stored_bytes(st["passes"]), st["plan"].peak_bytes
+    g = trace(lambda *a: rnn(*a, k=k), *args)
+    st = grad_stages(g, vjp_graph(g, [0, 1]), Options())
+    return stored_bytes(st.passes), st.plan.peak_bytes
 
 
 @pytest.mark.parametrize("k", [8, 5])  # 5 does not divide 64: a checkpointed part + the rest

@@ -10,6 +10,7 @@ from compiler.interpret import run_graph
 from compiler.ir import Builder, TensorType, verify
 from compiler.passes import PASSES
 from compiler.passes.fuse import fuse, fused_count
+from compiler.pipeline import lower, lower_passes
 from tests.codegen.graphs import deep_joint, elementwise_graphs
 from tests.passes.cases import assert_same_outputs
 
@@ -41,18 +42,38 @@ def test_fuse_returns_same_object_without_chains():
     assert fuse(g) is g
 
 
-def test_fuse_groups_chain_with_reduction_into_one_loop():
-    def loss(x):
-        a = np.tanh(x)
-        g = np.exp(-0.5 * x * x)
-        return np.sum((a * g + np.sin(x)) / (1.0 + g))
+def _loss_chain(x):
+    a = np.tanh(x)
+    g = np.exp(-0.5 * x * x)
+    return np.sum((a * g + np.sin(x)) / (1.0 + g))
 
-    g = trace(loss, np.ones(8))
-    out = verify(fuse(g))
-    assert [n.op for n in out.nodes] == ["fused"]
-    body = out.nodes[0].attrs["body"]
+
+def _driver_steps(fn) -> list[str]:
+    """The ops the compiled driver runs, one per `# %N = op` comment of its source."""
+    return [ln.split("= ")[1].split()[0] for ln in fn.source.splitlines() if "# %" in ln]
+
+
+def test_fuse_groups_chain_with_reduction_into_one_loop():
+    # with nothing routed to a library call, codegen runs the whole chain as one loop
+    g = trace(_loss_chain, np.ones(8))
+    low = lower_passes(g, "test", disable=("route",))
+    assert [n.op for n in low.graph.nodes] == ["fused"]
+    body = low.graph.nodes[0].attrs["body"]
     assert body.nodes[-1].op == "sum" and len(body.outputs) == 1
-    assert_same_outputs(g, out, [np.linspace(-2, 2, 8)])
+    fn = lower(low, "numba")
+    assert fn.graph is low.graph and _driver_steps(fn) == ["fused"]
+    assert_same_outputs(g, verify(low.graph), [np.linspace(-2, 2, 8)])
+
+
+def test_fuse_routed_ops_split_the_chain_as_codegen_runs_it():
+    # by default tanh and exp (float64) are NumPy ufunc calls: the loops form around them
+    g = trace(_loss_chain, np.ones(8))
+    low = lower_passes(g, "test")
+    fn = lower(low, "numba")
+    assert _driver_steps(fn) == [n.op for n in low.graph.nodes]
+    assert [n.op for n in low.graph.nodes] == ["tanh", "fused", "exp", "fused"]
+    assert low.graph.nodes[-1].attrs["body"].nodes[-1].op == "sum"
+    assert_same_outputs(g, verify(low.graph), [np.linspace(-2, 2, 8)])
 
 
 def test_fuse_keeps_matmul_outside_and_fuses_bias_and_activation():

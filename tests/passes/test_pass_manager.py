@@ -8,10 +8,11 @@ import pytest
 from compiler import trace
 from compiler.ir import Graph, Node, VerifyError
 from compiler.passes import (
+    ALGEBRAIC_PASSES,
     DEFAULT_PASSES,
     PASSES,
+    PIPELINE,
     disabled_from_env,
-    fixpoint,
     format_report,
     get_pass,
     known_passes,
@@ -38,7 +39,9 @@ def test_register_pass_rejects_duplicates():
     "kw", [{"names": ("simplify", "nope")}, {"disable": ("nope",)}, {"print_after": "nope"}]
 )
 def test_run_passes_unknown_name_lists_known_passes(kw):
-    with pytest.raises(ValueError, match="unknown pass 'nope'.*known passes: batch, cse, dce"):
+    with pytest.raises(
+        ValueError, match="unknown pass 'nope'.*known passes: batch, buffers, cse, dce"
+    ):
         run_passes(_g(), **kw)
 
 
@@ -76,34 +79,25 @@ def test_run_passes_print_after(capsys):
     assert out.startswith("# after cse\ngraph(") and "after dce" not in out
 
 
-def test_run_passes_skips_an_optional_pass_that_is_not_installed(monkeypatch):
-    monkeypatch.delitem(PASSES, "fuse", raising=False)
-    report = []
-    run_passes(_g(), report=report, disable=("fuse",))
-    run_passes(_g(), report=report)
-    assert "fuse" not in [r.name for r in report]
-    with pytest.raises(ValueError, match="not available"):
-        get_pass("fuse")
+def test_pipeline_only_passes_are_known_but_not_runnable_alone():
+    # route, buffers, ... need the pipeline's context (backend, policy): disabling them by
+    # name is fine, running them through run_passes is a clear error
+    assert set(PIPELINE) <= set(known_passes())
+    run_passes(_g(), disable=("route", "buffers"))
+    with pytest.raises(ValueError, match="runs only in the pipeline"):
+        run_passes(_g(), names=("route",))
+    with pytest.raises(ValueError, match="runs only in the pipeline"):
+        get_pass("schedule")
 
 
-def test_fixpoint_stops_when_nothing_changes():
-    calls = []
-
-    def counting(g: Graph) -> Graph:
-        calls.append(1)
-        return g
-
-    out = fixpoint(["simplify", "cse", "dce", counting], _g())
-    assert [n.op for n in out.nodes] == ["tanh", "add"]
-    assert len(calls) == 2  # one round that changed something, one that did not
-
-
-def test_fixpoint_warns_at_the_iteration_cap():
-    def churn(g: Graph) -> Graph:
-        return Graph(g.inputs, g.nodes, g.outputs, g.meta)  # always a new object
-
-    with pytest.warns(RuntimeWarning, match="did not reach a fixpoint in 3 rounds"):
-        fixpoint([churn], _g(), max_iter=3)
+def test_pipeline_lists_every_pass_once_in_order():
+    # planning after the algebraic passes (cse must not merge recomputed clones), routing
+    # before fusion (routed ops are barriers), buffers last (they plan the final order)
+    assert len(set(PIPELINE)) == len(PIPELINE)
+    assert PIPELINE[: len(ALGEBRAIC_PASSES)] == ALGEBRAIC_PASSES
+    order = [PIPELINE.index(n) for n in ("plan", "route", "fuse", "pushdown", "schedule")]
+    assert order == sorted(order) and PIPELINE[-1] == "buffers"
+    assert DEFAULT_PASSES == (*ALGEBRAIC_PASSES, "fuse")
 
 
 def test_disabled_from_env():

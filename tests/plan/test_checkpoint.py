@@ -9,7 +9,7 @@ import compiler
 from compiler import checkpoint, grad
 from compiler.pipeline import optimize
 from compiler.plan import plan
-from compiler.plan.segments import loc_segment, tag_loc
+from compiler.plan.segments import CHECKPOINT
 from tests.plan.util import assert_same, check_plan_runs, deep_args, joint_of
 
 
@@ -93,7 +93,7 @@ def test_checkpoint_nested_segments_become_the_outer_one():
     rng = np.random.default_rng(0)
     args = (rng.normal(size=(3, 3)), rng.normal(size=3), rng.normal(size=(4, 3)))
     g = compiler.trace(f, *args)
-    tags = {loc_segment(n.loc) for n in g.nodes if n.op != "const"}
+    tags = {n.tags.get(CHECKPOINT) for n in g.nodes if n.op != "const"}
     assert len(tags - {None}) == 1
     joint, flat = joint_of(f, *args)
     p = plan(joint)
@@ -133,7 +133,14 @@ def test_checkpoint_under_grad_of_grad():
     np.testing.assert_allclose(got, want)
 
 
-def test_checkpoint_loc_tags_round_trip():
-    assert loc_segment(tag_loc("f.py:3", 7)) == 7
-    assert loc_segment(tag_loc(tag_loc("f.py:3", 7), 2)) == 2  # the outer segment wins
-    assert tag_loc(None, 4) == "[checkpoint 4]" and loc_segment("f.py:3") is None
+def test_checkpoint_is_a_node_tag_kept_by_copies_and_printed():
+    def f(x):
+        return np.sum(checkpoint(np.sin)(x) * x)
+
+    g = compiler.trace(f, np.ones(3))
+    (sin,) = [n for n in g.nodes if n.op == "sin"]
+    assert sin.tags == {CHECKPOINT: sin.tags[CHECKPOINT]} and "f.py" not in (sin.loc or "x")
+    assert "[checkpoint=" in str(g)
+    joint, _ = joint_of(f, np.ones(3))
+    tagged = [n.op for n in joint.nodes if CHECKPOINT in n.tags]
+    assert tagged.count("sin") == 1 and "cos" in tagged  # the adjoint of sin is tagged too

@@ -79,10 +79,10 @@ def test_memory_api_options_give_equal_gradients():
     val, (gp, gx) = f(*args)
     assert np.isclose(val, deep(*args))
     stages = f.stages(*args)
-    sqrt = plan_graph(stages["passes"], memory="sqrt")
-    assert sqrt.peak_bytes < plan(stages["passes"]).peak_bytes
-    assert stages["plan"].graph.meta["n_primal_outputs"] == 1
-    assert stages["plan"].peak_bytes == sqrt.peak_bytes  # the API planned with memory="sqrt"
+    sqrt = plan_graph(stages.passes, memory="sqrt")
+    assert sqrt.peak_bytes < plan(stages.passes).peak_bytes
+    assert stages.plan.graph.meta["n_primal_outputs"] == 1
+    assert stages.plan.peak_bytes == sqrt.peak_bytes  # the API planned with memory="sqrt"
 
 
 def test_memory_api_rejects_bad_options():

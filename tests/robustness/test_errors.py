@@ -197,22 +197,6 @@ def _without_module(name, fn):
     return run
 
 
-def _without_passes(fn):
-    """`from compiler.passes import DEFAULT_PASSES` fails (a partial install), all else works."""
-
-    def run():
-        import compiler.passes
-
-        mp = pytest.MonkeyPatch()
-        mp.delattr(compiler.passes, "DEFAULT_PASSES")
-        try:
-            fn()
-        finally:
-            mp.undo()
-
-    return run
-
-
 def _patched(target: str, value, fn):
     def run():
         mp = pytest.MonkeyPatch()
@@ -231,7 +215,7 @@ def _unusual_cases() -> list[Case]:
     from compiler.examples import get_example
     from compiler.interpret import run_graph
     from compiler.ir.serialize import graph_to_json
-    from compiler.passes import get_pass
+    from compiler.passes import get_pass, run_passes
     from compiler.passes.manager import register_pass
     from compiler.plan.planner import Policy, _as_policy
     from compiler.primitives.registry import Kind, OpDef, register
@@ -299,13 +283,15 @@ def _unusual_cases() -> list[Case]:
              "op 'exp' registered twice"),
         Case(("compiler/passes/manager.py", "registered twice"),
              lambda: register_pass("cse")(lambda g: g), ValueError, "pass 'cse' registered twice"),
-        Case(("compiler/passes/manager.py", "known passes"),
+        Case(("compiler/pipeline.py", "known passes"),
              lambda: grad(lambda x: np.sum(x * 2.0), disable=("nope",))(X), ValueError,
-             r"unknown pass 'nope' in .*; known passes: .*cse"),
-        Case(("compiler/passes/manager.py", "is not available"),
-             _patched("compiler.passes.manager.OPTIONAL_PASSES", frozenset({"phantom"}),
-                      lambda: get_pass("phantom")),
-             ValueError, r"pass 'phantom' is not available \(its module is not installed\)"),
+             r"unknown pass 'nope' in disable; known passes: .*cse"),
+        Case(("compiler/passes/manager.py", "known passes"),
+             lambda: run_passes(trace(lambda x: x * 2.0, X), names=("nope",)), ValueError,
+             r"unknown pass 'nope' in names; known passes: .*cse"),
+        Case(("compiler/passes/manager.py", "runs only in the pipeline"),
+             lambda: get_pass("route"), ValueError,
+             r"pass 'route' runs only in the pipeline \(compiler.pipeline\)"),
         Case(("compiler/plan/planner.py", "expected one of"),
              lambda: grad(lambda x: np.sum(x), memory="lots"), ValueError,
              r"memory='lots': expected one of"),
@@ -346,30 +332,23 @@ def _unusual_cases() -> list[Case]:
              "unknown --mode 'hess'; choose one of"),
         Case(("compiler/cli/stages.py", "unknown --stage"), _stage("final"), _usage(),
              "unknown --stage 'final'; choose one of traced"),
-        Case(("compiler/cli/stages.py", "--print-after needs --stage passes"),
-             _stage("traced", print_after="cse"), _usage(), "--print-after needs --stage passes"),
         Case(("compiler/cli/stages.py", "has no gradient stage"), _stage("grad", mode="jit"),
              _usage(), "--mode jit has no gradient stage; use --stage traced or passes"),
-        Case(("compiler/cli/stages.py", "needs compiler.passes, which is unavailable"),
-             _without_passes(_stage("passes", print_after="cse")), _usage(),
-             "--print-after needs compiler.passes, which is unavailable"),
-        Case(("compiler/cli/stages.py", "not a default pass"),
+        Case(("compiler/cli/stages.py", "raise UsageError(str(exc))"),
+             _stage("passes", disable=("nope",)), _usage(), "unknown pass 'nope' in disable"),
+        Case(("compiler/cli/stages.py", "not a pipeline pass"),
              _stage("passes", print_after="nope"), _usage(),
-             "--print-after 'nope': not a default pass"),
+             "--print-after 'nope': not a pipeline pass"),
+        Case(("compiler/cli/stages.py", "does not run in --mode"),
+             _stage("passes", mode="jit", print_after="plan"), _usage(),
+             "--print-after 'plan': that pass does not run in --mode jit"),
         Case(("compiler/cli/stages.py", "that pass is disabled"),
              _stage("passes", print_after="cse", disable=("cse",)), _usage(),
              "--print-after 'cse': that pass is disabled"),
-        Case(("compiler/cli/stages.py", "needs the Numba backend"),
-             _without_module("compiler.codegen", _stage("kernel")), _usage(),
-             r"--stage kernel needs the Numba backend \(compiler.codegen\), which is unavailable"),
-        Case(("compiler/cli/stages.py", "has no .source"),
-             _patched("compiler.cli.stages.lower", lambda g, backend, stage: (lambda: None),
-                      _stage("kernel")),
-             _usage(), r"--stage kernel: the compiled function has no .source"),
         Case(("compiler/cli/stages.py", "unknown --format"), _render("pdf"), _usage(),
              "unknown --format 'pdf'; choose one of"),
-        Case(("compiler/cli/stages.py", "the plan and kernel are text"), _render("json", "plan"),
-             _usage(), "--format json needs a graph stage; the plan and kernel are text"),
+        Case(("compiler/cli/stages.py", "the plan and kernel are text"), _render("dot", "plan"),
+             _usage(), "--format dot needs a graph stage; the plan and kernel are text"),
         Case(("compiler/cli/stages.py", "draws one graph"),
              _render("svg", "passes", mode="vjp"), _usage(),
              r"--format svg draws one graph; this stage has 2 \(forward, backward\): use dot"),
@@ -466,11 +445,11 @@ def _api_cases() -> list[Case]:
         Case(("compiler/autodiff/inline.py", "gradients need float32/float64"),
              lambda: grad(lambda i: np.sum(i * 2.0))(np.arange(3)), TypeError,
              r"grad: argument 'i' \(argnums=0\) has dtype int64; gradients need"),
-        Case(("compiler/api.py", "For non-scalar outputs use"),
+        Case(("compiler/arguments.py", "For non-scalar outputs use"),
              lambda: value_and_grad(lambda x: x * 2.0)(X), TypeError,
              r"value_and_grad needs a function returning a float scalar; it returned shape "
              r"\(3,\) dtype float64. For non-scalar outputs use compiler.vjp"),
-        Case(("compiler/api.py", "For non-scalar outputs use"),
+        Case(("compiler/arguments.py", "For non-scalar outputs use"),
              lambda: grad(lambda x: (np.sum(x), np.sum(x)))(X), TypeError,
              r"returned a pytree .* \(use has_aux=True to return extra values\)"),
         Case(("compiler/api.py", "the cotangent must have the output's"),
@@ -479,7 +458,7 @@ def _api_cases() -> list[Case]:
         Case(("compiler/api.py", "cotangent shaped"),
              lambda: vjp(lambda x: x * 2.0, X)[1](np.ones(4)), ValueError,
              r"vjp pullback: cotangent shaped \(4,\) for an output shaped \(3,\)"),
-        Case(("compiler/api.py", "ndarray subclass whose operators differ"),
+        Case(("runtime/dispatch.py", "ndarray subclass whose operators differ"),
              lambda: grad(lambda a: np.sum(a))(np.matrix([[1.0, 2.0]])), TypeError,
              r"gradc does not accept numpy.*matrix arguments .*pass np.asarray\(x\)"),
     ]  # fmt: skip
@@ -1080,12 +1059,11 @@ CASES += loop_cases(Case)  # scan / while_loop (tests/loops/error_cases.py)
 INTERNAL = {
     ("compiler/__main__.py", "SystemExit"): "the CLI's exit status",
     ("compiler/docgen.py", "SystemExit"): "a build script's exit status",
-    ("compiler/api.py", "internal: captured values"): "invariant: top-level traces capture none",
-    ("compiler/api.py", "internal: traced arguments"): "invariant: only called inside a trace",
     (
-        "compiler/api.py",
-        "hashable static value)",
-    ): "dead code: _leaf_key is no longer called (runtime.signature_key replaced it)",
+        "compiler/pipeline.py",
+        "internal: captured values",
+    ): "invariant: top-level traces capture none",
+    ("compiler/api.py", "internal: traced arguments"): "invariant: only called inside a trace",
     ("compiler/trace/ops.py", "internal: no traced operand"): "invariant of the dispatch",
     ("compiler/trace/creation.py", "internal shape mismatch"): "invariant: NumPy's own shape",
     (
@@ -1107,6 +1085,8 @@ INTERNAL = {
     ): "unreachable: _merge_advanced merges or rejects several array indices first",
     ("compiler/interpret.py", "reference gave shape"): "invariant: shape rule vs reference",
     ("compiler/passes/fuse.py", "member read before it is defined"): "invariant of fuse",
+    ("compiler/codegen/compile.py", "compiles without a buffer plan"): "invariant: pipeline",
+    ("compiler/codegen/compile.py", "needs its buffer plan"): "invariant: the pipeline plans it",
     ("compiler/passes/rewrite.py", "with a value typed"): "invariant: a rule changed a type",
     ("compiler/passes/manager.py", "after pass"): "a pass broke the IR (check=True in tests)",
     ("compiler/plan/split.py", "reads a cotangent"): "invariant: fuse runs after the split",
