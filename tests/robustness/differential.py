@@ -25,7 +25,7 @@ import numpy as np
 import optree
 
 from compiler import grad, jit, value_and_grad, vjp
-from compiler.passes import DEFAULT_PASSES
+from compiler.passes import PIPELINE
 from tests.robustness.programs import F32, Program
 
 # the memory policies a gradient can be planned with (`memory=`, `memory_budget=`)
@@ -60,7 +60,7 @@ def configs(backend: str = "numba") -> list[Config]:
     for t in TRANSFORMS:
         for m in MEMORY if t in ("grad", "value_and_grad") else ("default",):
             out.append(Config(t, m, (), backend))
-        for p in DEFAULT_PASSES:
+        for p in PIPELINE:  # every named pass of the compile pipeline, lowering included
             out.append(Config(t, "default", (p,), backend))
     return out
 
