@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI (CI=true) replays the same hypothesis examples on every run, so a landing is decided by the
+# code, not by the draw; local runs keep exploring new examples, and the offline campaign
+# (tests/robustness/campaign.py) explores at scale. See docs/testing.md.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 

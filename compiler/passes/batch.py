@@ -256,15 +256,19 @@ def _shared_group(graph: Graph) -> tuple[str, list[Node]] | None:
         # the adjoint transposes a weight once per use: its transposes count as one operand
         return (True, prod[v].inputs[0]) if _is_transpose(prod, v) else (False, v)
 
+    fwd = _forward_values(graph)
     cands: dict[tuple, list[Node]] = {}
     for n in graph.nodes:
         if n.op != "matmul" or n.out.ndim != 2 or n.out not in live:
             continue
         a, w = n.inputs
+        # a forward product and a backward one never share a batch: the batched product
+        # would make the forward's outputs read a cotangent, and vjp splits the two phases
+        phase = n.out in fwd
         if not _is_transpose(prod, a):
-            cands.setdefault(("right", *same(w)), []).append(n)
+            cands.setdefault(("right", phase, *same(w)), []).append(n)
         if not _is_transpose(prod, w):
-            cands.setdefault(("left", *same(a)), []).append(n)
+            cands.setdefault(("left", phase, *same(a)), []).append(n)
     keys = [k for k, ns in cands.items() if len(ns) >= 2]
     if not keys:
         return None
@@ -296,6 +300,25 @@ def _shared_group(graph: Graph) -> tuple[str, list[Node]] | None:
         return None
     index = {n: i for i, n in enumerate(graph.nodes)}
     return min(ready, key=lambda kn: index[kn[1][0]])
+
+
+def _forward_values(graph: Graph) -> set[Value]:
+    """Values the primal outputs of a joint graph depend on (its forward phase); empty for a
+    graph that is not a joint graph (no `n_primal_outputs` in its meta)."""
+    n_primal = graph.meta.get("n_primal_outputs")
+    if n_primal is None:
+        return set()
+    prod = graph.producers()
+    out: set[Value] = set()
+    stack = list(graph.outputs[:n_primal])
+    while stack:
+        v = stack.pop()
+        if v in out:
+            continue
+        out.add(v)
+        if v in prod:
+            stack.extend(prod[v].inputs)
+    return out
 
 
 def _batch_shared_once(graph: Graph) -> Graph:

@@ -255,6 +255,21 @@ def fuse(graph: Graph, *, barrier: Callable[[Node], bool] = routed) -> Graph:
     `barrier(node)` true keeps that node out of every group: by default the nodes the
     `route` pass tagged as library calls (transcendentals as NumPy's SIMD ufuncs).
     """
+    # Grouping is greedy in graph order, and a group is emitted at its first member, so a
+    # round can leave two nodes apart that the next round joins: a group reading a value made
+    # between its would-be members becomes legal once that value's own group is emitted
+    # earlier (`neg a; neg b; neg(neg a) + neg b` with a and b of different shapes). Repeat
+    # to a fixpoint, so that fuse(fuse(g)) == fuse(g); each round either fuses something
+    # (fewer nodes) or returns its input unchanged.
+    while True:
+        out = _fuse_round(graph, barrier)
+        if out is graph:
+            return graph
+        graph = out
+
+
+def _fuse_round(graph: Graph, barrier: Callable[[Node], bool] | None) -> Graph:
+    """One greedy grouping round over `graph` (the same graph object when nothing fuses)."""
     fz = _Fuser(graph, barrier)
     groups = [gr for gr in fz.run() if len(gr.members) > 1]
     if not groups:

@@ -63,7 +63,9 @@ def trace_tree(fun: Callable, args: tuple, kwargs: dict | None = None) -> Traced
             t = leaf.type
         else:
             t = TensorType(np.shape(leaf), np.asarray(leaf).dtype)
-        boxed.append(Tracer(ctx, ctx.builder.add_input(t), weak=kind == FLOAT))
+        # np.float64 (np.generic) and Python float arguments are immutable scalars
+        scalar = kind == FLOAT or isinstance(leaf, np.generic) or getattr(leaf, "scalar", False)
+        boxed.append(Tracer(ctx, ctx.builder.add_input(t), weak=kind == FLOAT, scalar=scalar))
     a, kw = optree.tree_unflatten(in_tree, boxed)
     guard = draws.FreezeGuard(fun, leaves)
     with tracing(ctx):

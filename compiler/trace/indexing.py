@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from compiler.trace import masking, ops
-from compiler.trace.tracer import Tracer, find_context
+from compiler.trace import layout, masking, ops
+from compiler.trace.tracer import Tracer, find_context, user_location
 
 
 def _expand_key(key: Any, ndim: int) -> list:
@@ -151,7 +151,7 @@ def _merge_advanced(x: Tracer, key: Any) -> tuple[Tracer, Any]:
     for k, size in zip(reversed(parts), reversed(sizes)):
         flat = k * stride + flat
         stride *= size
-    merged = ops.reshape(x, x.shape[:p] + (stride,) + x.shape[q + 1 :])
+    merged = ops.view_reshape(x, x.shape[:p] + (stride,) + x.shape[q + 1 :])
     if not isinstance(flat, Tracer):
         flat = np.asarray(flat, dtype=np.int64)
     return merged, tuple(items[:p]) + (flat,) + tuple(items[q + 1 :])
@@ -181,7 +181,8 @@ def getitem(x: Tracer, key: Any) -> Any:
         # an integer for every axis gives NumPy a scalar, which is a copy: writing to it
         # (`s = a[0]; s *= 2`) must not write back into `a`, so the result is not a view
         view = getitem(x, (*key, ...) if isinstance(key, tuple) else (key, ...))
-        return Tracer(x._ctx, view.value, weak=x.weak)
+        return Tracer(x._ctx, view.value, weak=x.weak, scalar=True)
+    x0, key0 = x, key
     x, key = _merge_advanced(x, key)
     p = _Parsed(x, key)
     ctx = x._ctx
@@ -196,7 +197,7 @@ def getitem(x: Tracer, key: Any) -> Any:
             lambda b, v: ops.emit(b._ctx, "set_slice", [b, v], index=index),
         )
     if tuple(p.result_shape) != out.shape:
-        out = ops.reshape(out, p.result_shape)
+        out = ops.view_reshape(out, p.result_shape)  # basic indexing: always a view
     elif out is x:
         out = ops.identity_view(x)
     if p.array is not None:
@@ -204,6 +205,10 @@ def getitem(x: Tracer, key: Any) -> Any:
         out = ops.emit(ctx, "take", [out, idx], weak=x.weak, axis=p.array_axis)
     else:
         out._view_sig = (id(x), index, tuple(p.result_shape))
+    # NumPy's own indexing on x's layout proxy gives the result's layout (a view's strides,
+    # or the layout NumPy picks for a gather: `x[:, idx]` is not C-ordered); after gradc's
+    # own checks, so that a bad key gets gradc's message
+    out._layout = layout.gather(x0.layout, key0)
     return out
 
 
@@ -227,6 +232,12 @@ def _is_fresh_view(v: Any, x: Tracer, index: tuple, shape: tuple) -> bool:
 
 def setitem(x: Tracer, key: Any, v: Any) -> None:
     """`x[key] = v`, as a functional update of x."""
+    if x.scalar:
+        raise TypeError(
+            f"'numpy.{x.dtype}' object does not support item assignment: this value is a "
+            f"NumPy scalar (a full reduction, x[i, j], a scalar argument), not an array "
+            f"(at {user_location()})"
+        )
     mask = _mask_key(key)
     if mask is not None:
         masking.setitem(x, mask, v)

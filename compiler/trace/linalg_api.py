@@ -92,7 +92,7 @@ def _cholesky(ctx, a, /, *, upper=False):
 
 def diagonal(ctx, a, offset=0, axis1=0, axis2=1):
     """np.diagonal as a strided slice of the flattened last two axes (a view, no new op)."""
-    a = ctx.lift(a)
+    a = base = ctx.lift(a)
     i, j = (ops.normalize_axis(x, a.ndim, "diagonal") for x in (axis1, axis2))
     rest = [k for k in range(a.ndim) if k not in (i, j)]
     a = ops.transpose(a, tuple(rest) + (i, j))
@@ -100,10 +100,14 @@ def diagonal(ctx, a, offset=0, axis1=0, axis2=1):
     k = int(offset)
     count = max(0, min(n, m - k) if k >= 0 else min(n + k, m))
     start = k if k >= 0 else -k * m
-    flat = ops.reshape(a, a.shape[:-2] + (n * m,))
+    # a view of `a` whatever its layout (NumPy's diagonal is one): later writes into `a` show
+    flat = ops.view_reshape(a, a.shape[:-2] + (n * m,))
     if count == 0:
         return ops.full(ctx, a.shape[:-2] + (0,), 0, a.dtype)
-    return indexing.getitem(flat, (..., slice(start, start + (count - 1) * (m + 1) + 1, m + 1)))
+    out = indexing.getitem(flat, (..., slice(start, start + (count - 1) * (m + 1) + 1, m + 1)))
+    out._layout = np.diagonal(base.layout, k, i, j)  # NumPy's strides for it
+    out._view_bwd = None  # and, as in NumPy, a read-only view
+    return out
 
 
 def _trace(ctx, a, offset=0, axis1=0, axis2=1, dtype=None, out=None):

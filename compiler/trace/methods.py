@@ -6,23 +6,44 @@ from typing import Any
 
 import numpy as np
 
-from compiler.trace import indexing, ops
+from compiler.trace import indexing, layout, ops
 from compiler.trace.numpy_api import FUNCTIONS, apply_ufunc, unsupported
 from compiler.trace.tracer import Tracer
+
+_ARITH = (np.add, np.subtract, np.multiply, np.power, np.negative, np.positive, np.absolute)
+
+
+def _python_bools(ufunc, args: tuple) -> tuple:
+    """Python's arithmetic on Python bools is int arithmetic (`True + True == 2`, `-True ==
+    -1`), where NumPy's stays bool: weak bool tracers (a comparison of Python floats) become
+    weak int64s first, so that operators on Python scalars mean what Python computes."""
+    weak = all(isinstance(a, Tracer) and a.weak or isinstance(a, bool) for a in args)
+    if not (weak and ufunc in _ARITH and any(isinstance(a, Tracer) for a in args)):
+        return args
+    if not all(isinstance(a, bool) or a.dtype == np.bool_ for a in args):
+        return args
+    return tuple(a if isinstance(a, bool) else ops.cast_to(a, np.int64) for a in args)
 
 
 def _binary(ufunc, reflected=False):
     def method(self, other):
         if isinstance(other, (str, dict, set)) or other is None:
             return NotImplemented
-        return apply_ufunc(ufunc, other, self) if reflected else apply_ufunc(ufunc, self, other)
+        args = (other, self) if reflected else (self, other)
+        return apply_ufunc(ufunc, *_python_bools(ufunc, args))
 
     return method
 
 
 def _inplace(ufunc):
     def method(self, other):
+        if self.scalar:  # (Python scalars compute what Python computes)
+            return apply_ufunc(ufunc, *_python_bools(ufunc, (self, other)))
         result = apply_ufunc(ufunc, self, other)
+        if self.scalar:
+            # a NumPy or Python scalar is immutable: Python falls back to `t = t + other`,
+            # which rebinds t and leaves every other name for the old value alone
+            return result
         if np.result_type(result.dtype, self.dtype) != self.dtype and not (
             result.dtype.kind == self.dtype.kind
         ):
@@ -70,14 +91,16 @@ Tracer.__and__ = _binary(np.logical_and)
 Tracer.__rand__ = _binary(np.logical_and, True)
 Tracer.__or__ = _binary(np.logical_or)
 Tracer.__ror__ = _binary(np.logical_or, True)
-Tracer.__neg__ = lambda self: apply_ufunc(np.negative, self)
-Tracer.__pos__ = lambda self: ops.identity_view(self)
-Tracer.__abs__ = lambda self: apply_ufunc(np.absolute, self)
+Tracer.__neg__ = lambda self: apply_ufunc(np.negative, *_python_bools(np.negative, (self,)))
+Tracer.__pos__ = lambda self: apply_ufunc(np.positive, *_python_bools(np.positive, (self,)))
+Tracer.__abs__ = lambda self: apply_ufunc(np.absolute, *_python_bools(np.absolute, (self,)))
 
 
 def _invert(self):
     if self.dtype != np.bool_:
         raise unsupported("~ on a non-boolean array")
+    if self.weak:  # a Python bool: `~True` is the int -2, as Python computes it
+        return -ops.cast_to(self, np.int64) - 1
     return apply_ufunc(np.logical_not, self)
 
 
@@ -105,13 +128,32 @@ for _name, _func in [
     ("ravel", np.ravel),
     ("clip", np.clip),
     ("dot", np.dot),
-    ("copy", np.copy),
     ("take", np.take),
 ]:
     setattr(Tracer, _name, _method(_func))
 
 Tracer.astype = lambda self, dtype, *a, **k: FUNCTIONS[np.astype](self._ctx, self, dtype)
-Tracer.flatten = lambda self, order="C": ops.Tracer(self._ctx, ops.reshape(self, (-1,)).value)
+
+
+def _fresh(self: Tracer, out: Tracer, scalar: bool = False) -> Tracer:
+    """A C-ordered copy holding out's value (`x.flatten()`, `x.copy()`)."""
+    return Tracer(self._ctx, out.value, weak=self.weak and scalar, scalar=scalar)
+
+
+# (`s.flatten()` of a NumPy scalar is a 1-D array; `s.copy()` is a scalar again)
+Tracer.flatten = lambda self, order="C": _fresh(self, ops.reshape(self, (-1,)))
+
+
+def _copy_method(self: Tracer, order: str = "C") -> Tracer:
+    out = _fresh(self, self, scalar=self.scalar)
+    if order == "K":  # np.copy's default: keep the layout (C, the method's default, does not)
+        out._layout = layout.keep_order(self.shape, self)
+    elif order != "C":
+        raise unsupported(f"copy(order={order!r})")
+    return out
+
+
+Tracer.copy = _copy_method
 
 
 def _reshape_method(self, *shape, order="C"):

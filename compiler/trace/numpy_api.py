@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import scipy.special as sp
 
-from compiler.trace import indexing, ops
+from compiler.trace import indexing, layout, ops
 from compiler.trace.tracer import TraceContext, Tracer, TracerError, user_location
 
 UFUNCS: dict[np.ufunc, str] = {
@@ -115,8 +115,11 @@ def apply_ufunc(ufunc: np.ufunc, *args: Any) -> Tracer:
         args = tuple(array_from(a, copy=False) if has_tracer(a) else a for a in args)
     if ufunc is np.matmul:
         return ops.matmul(*args)
-    if ufunc is np.positive:
-        return ops.context_of(*args).lift(args[0])
+    if ufunc is np.positive:  # a new array, not x itself: `y = +x; y += 1` leaves x alone
+        x = ops.context_of(*args).lift(args[0])
+        return Tracer(
+            x._ctx, x.value, weak=x.weak, layout=layout.keep_order(x.shape, x), scalar=x.scalar
+        )
     if ufunc is np.reciprocal:
         return ops.elementwise("divide", np.divide, 1.0, args[0])
     if ufunc in (np.deg2rad, np.radians, np.rad2deg, np.degrees):
@@ -169,7 +172,7 @@ def handle_ufunc(
         raise unsupported(f"{ufunc_name(ufunc)} with {sorted(kwargs)}")
     if dtype is not None:
         inputs = tuple(ops.cast_to(ctx.lift(a), dtype) for a in inputs)
-    result = apply_ufunc(ufunc, *inputs)
+    result = strong(apply_ufunc(ufunc, *inputs))
     if out is not None:
         target = out[0] if isinstance(out, tuple) else out
         if not isinstance(target, Tracer):
@@ -178,9 +181,22 @@ def handle_ufunc(
                 "a plain ndarray; create it inside the function (np.zeros) or "
                 "drop out="
             )
+        if target.scalar:
+            raise TypeError(
+                f"np.{ufunc.__name__}(..., out=...): return arrays must be of ArrayType; "
+                f"out is a NumPy scalar (at {user_location()})"
+            )
         target._assign(result)
         return target
     return result
+
+
+def strong(x: Any) -> Any:
+    """A result of a NumPy function: never a weak Python scalar (`np.exp(0.5)` is a strong
+    np.float64 in NumPy 2, unlike `0.5 * 2.0`), as a new box so the argument keeps its kind."""
+    if isinstance(x, Tracer) and x.weak:
+        return Tracer(x._ctx, x.value, layout=x._layout, scalar=x.scalar)
+    return x
 
 
 # -- np.* functions -------------------------------------------------------------------------
@@ -188,7 +204,10 @@ def handle_ufunc(
 
 def _zeros_like(ctx, a, dtype=None, fill=0.0, order="K", subok=True, shape=None, **kw):
     a = ctx.lift(a)
-    return ops.full(ctx, a.shape if shape is None else shape, fill, dtype or a.dtype)
+    out = ops.full(ctx, a.shape if shape is None else shape, fill, dtype or a.dtype)
+    if shape is None and order == "K":
+        out._layout = layout.keep_order(a.shape, a)  # NumPy keeps the prototype's layout
+    return out
 
 
 def _reduce_fn(op):
@@ -261,15 +280,18 @@ def _reshape(ctx, a, *shape, newshape=None, shape_kw=None, order="C", **kw):
     return ops.reshape(ctx.lift(a), s)
 
 
-def _copy(ctx, a, *args, **kw):
+def _copy(ctx, a, order="K", *args, **kw):
+    """`np.copy(a)`: a new array (never a scalar) in K order, unlike `a.copy()` (C order)."""
     a = ctx.lift(a)
-    return Tracer(ctx, a.value, weak=a.weak)
+    proxy = layout.keep_order(a.shape, a) if order == "K" else None
+    return ops.fresh_copy(a, proxy)
 
 
-def _astype(ctx, a, dtype, **kw):
+def _astype(ctx, a, dtype, order="K", **kw):
     a = ctx.lift(a)
     out = ops.cast_to(a, dtype)
-    return Tracer(ctx, out.value)
+    proxy = layout.keep_order(a.shape, a) if order == "K" else None
+    return Tracer(ctx, out.value, layout=proxy, scalar=a.scalar)
 
 
 def _stack_like(fn):
@@ -296,13 +318,22 @@ def _where(ctx, cond, x=None, y=None):
     return ops.where(cond, x, y)
 
 
+def _ravel(a: Tracer, order: str) -> Tracer:
+    if order not in ("C", None):
+        raise unsupported(f"ravel(order={order!r})")
+    return ops.ravel(a)
+
+
 def _take(ctx, a, indices, axis=None, out=None, mode="raise"):
     a = ctx.lift(a)
     if axis is None:
         a, axis = ops.reshape(a, (-1,)), 0
     key = [slice(None)] * a.ndim
     key[ops.normalize_axis(axis, a.ndim, "take")] = indices
-    return indexing.getitem(a, tuple(key))
+    out = indexing.getitem(a, tuple(key))
+    if out.ndim >= 2:  # np.take allocates its result C-contiguous (unlike a[:, idx])
+        out._layout = None
+    return out
 
 
 FUNCTIONS: dict[Any, Any] = {
@@ -320,7 +351,7 @@ FUNCTIONS: dict[Any, Any] = {
     np.broadcast_to: lambda ctx, array, shape, subok=False: ops.broadcast_to(
         ctx.lift(array), (shape,) if isinstance(shape, int) else shape
     ),
-    np.ravel: lambda ctx, a, order="C": ops.reshape(ctx.lift(a), (-1,)),
+    np.ravel: lambda ctx, a, order="C": _ravel(ctx.lift(a), order),
     np.concatenate: lambda ctx, arrays, axis=0, out=None, **kw: ops.concatenate(list(arrays), axis),
     np.stack: _stack_like(ops.stack),
     np.vstack: _vstack,
@@ -355,7 +386,7 @@ def handle_function(ctx: TraceContext, func: Any, args: tuple, kwargs: dict) -> 
     if handler is None:
         raise unsupported(_fn_name(func))
     inner = ops.find_context(_flat_tracers(args) + _flat_tracers(tuple(kwargs.values())))
-    return handler(inner or ctx, *args, **kwargs)
+    return strong(handler(inner or ctx, *args, **kwargs))
 
 
 def _flat_tracers(xs: tuple) -> list:

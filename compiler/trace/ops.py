@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.trace import layout
 from compiler.trace.tracer import TraceContext, Tracer, TracerError, find_context, user_location
 
 FLOAT_ONLY = {"exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "sqrt", "logaddexp"}
@@ -50,9 +51,22 @@ def common_dtype(operands: Sequence[Any]) -> np.dtype:
 
 
 def emit(
-    ctx: TraceContext, op: str, args: Sequence[Tracer], weak: bool = False, **attrs: Any
+    ctx: TraceContext,
+    op: str,
+    args: Sequence[Tracer],
+    weak: bool = False,
+    *,
+    layout: np.ndarray | None = None,
+    scalar: bool = False,
+    **attrs: Any,
 ) -> Tracer:
-    return Tracer(ctx, ctx.emit(op, [a.value for a in args], attrs), weak=weak)
+    value = ctx.emit(op, [a.value for a in args], attrs)
+    return Tracer(ctx, value, weak=weak, layout=layout, scalar=scalar)
+
+
+def fresh_copy(x: Tracer, proxy: np.ndarray | None = None, scalar: bool = False) -> Tracer:
+    """A new array holding x's value (NumPy made a copy): no view of x, layout `proxy`."""
+    return Tracer(x._ctx, x.value, layout=proxy, scalar=scalar)
 
 
 def cast_to(x: Tracer, dtype: Any, op: str = "astype") -> Tracer:
@@ -90,7 +104,13 @@ def elementwise(op: str, ufunc: np.ufunc, *args: Any) -> Tracer:
         isinstance(a, Tracer) and a.weak or not isinstance(a, (Tracer, np.ndarray, np.generic))
         for a in args
     )
-    return emit(ctx, op, vals, weak=weak)
+    out = emit(ctx, op, vals, weak=weak)
+    # NumPy returns a scalar (immutable) for a 0-d ufunc result, and allocates an array
+    # result in K order: the operands' memory layout, not always C (`x.T * 1.0` is F)
+    out.scalar = out.ndim == 0
+    if out.ndim >= 2:
+        out._layout = layout.keep_order(out.shape, *args)
+    return out
 
 
 def broadcast_to(x: Tracer, shape: Sequence[int]) -> Tracer:
@@ -103,23 +123,81 @@ def broadcast_to(x: Tracer, shape: Sequence[int]) -> Tracer:
         weak=x.weak,
         base=x,
         view_fwd=lambda b: broadcast_to(b, shape),
+        layout=np.broadcast_to(x.layout, shape),
     )
 
 
-def _view(x: Tracer, op: str, attrs: dict, fwd, bwd) -> Tracer:
+def _view(x: Tracer, op: str, attrs: dict, fwd, bwd, proxy: np.ndarray | None = None) -> Tracer:
+    if x.scalar:  # a NumPy scalar shares no memory: NumPy makes a new array (or scalar)
+        out = emit(x._ctx, op, [x], **attrs)
+        out.scalar = out.ndim == 0
+        return out
     return Tracer(
-        x._ctx, x._ctx.emit(op, [x.value], attrs), weak=x.weak, base=x, view_fwd=fwd, view_bwd=bwd
+        x._ctx,
+        x._ctx.emit(op, [x.value], attrs),
+        weak=x.weak,
+        base=x,
+        view_fwd=fwd,
+        view_bwd=bwd,
+        layout=proxy,
     )
 
 
 def identity_view(x: Tracer) -> Tracer:
     """A view with x's shape (`x.reshape(x.shape)`, `x[...]`): shares writes with x."""
+    if x.scalar:  # `s.T`, `s.reshape(())` of a NumPy scalar: the same immutable scalar
+        return Tracer(x._ctx, x.value, weak=x.weak, scalar=True)
     return Tracer(
-        x._ctx, x.value, weak=x.weak, base=x, view_fwd=lambda b: b, view_bwd=lambda b, v: v
+        x._ctx,
+        x.value,
+        weak=x.weak,
+        base=x,
+        view_fwd=lambda b: b,
+        view_bwd=lambda b, v: v,
+        layout=x._layout,
     )
 
 
 def reshape(x: Tracer, shape: Any) -> Tracer:
+    """`x.reshape(shape)`: a view where NumPy's strides allow one, else a copy (as NumPy)."""
+    shape_t = _reshape_shape(x, shape)
+    if shape_t == x.shape:
+        return identity_view(x)
+    proxy = layout.reshape_view(x.layout, shape_t)
+    if proxy is None:  # NumPy copies (a transposed or strided x): writes stay in the copy
+        return emit(x._ctx, "reshape", [x], shape=shape_t)
+    return view_reshape(x, shape_t, proxy)
+
+
+def ravel(x: Tracer) -> Tracer:
+    """`np.ravel(x)`: a view only of a C-contiguous x (NumPy copies every other layout)."""
+    if x.ndim == 1 and x.layout.flags.c_contiguous:
+        return identity_view(x)
+    proxy = layout.ravel_view(x.layout)
+    if proxy is None:
+        if x.ndim == 1:  # a strided 1-D x: a copy of the same shape
+            return fresh_copy(x)
+        return emit(x._ctx, "reshape", [x], shape=(x.size,))
+    return view_reshape(x, (x.size,), proxy)
+
+
+def view_reshape(x: Tracer, shape: Any, proxy: np.ndarray | None = None) -> Tracer:
+    """A reshape that is a view of x whatever x's layout (basic indexing, squeeze...)."""
+    shape_t = _reshape_shape(x, shape)
+    if shape_t == x.shape:
+        return identity_view(x)
+    old = x.shape
+    return _view(
+        x,
+        "reshape",
+        {"shape": shape_t},
+        lambda b: view_reshape(b, shape_t),
+        lambda b, v: view_reshape(v, old),
+        proxy,
+    )
+
+
+def _reshape_shape(x: Tracer, shape: Any) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     shape = list(int(d) for d in shape)
@@ -133,16 +211,9 @@ def reshape(x: Tracer, shape: Any) -> Tracer:
             )
         shape[shape.index(-1)] = x.size // known
     shape_t = tuple(shape)
-    if shape_t == x.shape:
-        return identity_view(x)
-    old = x.shape
-    return _view(
-        x,
-        "reshape",
-        {"shape": shape_t},
-        lambda b: reshape(b, shape_t),
-        lambda b, v: reshape(v, old),
-    )
+    if int(np.prod(shape_t, dtype=np.int64)) != x.size:
+        raise ValueError(f"reshape: cannot reshape {x.type} into {shape_t} (at {user_location()})")
+    return shape_t
 
 
 def normalize_axis(axis: int, ndim: int, op: str) -> int:
@@ -180,6 +251,7 @@ def transpose(x: Tracer, axes: Any) -> Tracer:
         {"axes": axes},
         lambda b: transpose(b, axes),
         lambda b, v: transpose(v, tuple(inv)),
+        x.layout.transpose(axes),
     )
 
 
@@ -203,7 +275,7 @@ def expand_dims(x: Tracer, axis: Any) -> Tracer:
     shape = list(x.shape)
     for a in axes:
         shape.insert(a, 1)
-    return reshape(x, shape)
+    return view_reshape(x, shape, x.layout.reshape(shape))  # NumPy: always a view
 
 
 def squeeze(x: Tracer, axis: Any = None) -> Tracer:
@@ -216,7 +288,8 @@ def squeeze(x: Tracer, axis: Any = None) -> Tracer:
                 raise ValueError(
                     "squeeze: cannot select an axis to squeeze out which has size not equal to one"
                 )
-    return reshape(x, [d for i, d in enumerate(x.shape) if i not in axes])
+    shape = [d for i, d in enumerate(x.shape) if i not in axes]
+    return view_reshape(x, shape, x.layout.reshape(shape))  # NumPy: always a view
 
 
 def reduce(op: str, x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tracer:
@@ -228,7 +301,10 @@ def reduce(op: str, x: Any, axis: Any = None, keepdims: bool = False, dtype: Any
         x = cast_to(x, dt)
     elif dtype is not None:
         x = cast_to(x, dtype)
-    return emit(ctx, op, [x], axis=axes, keepdims=bool(keepdims))
+    proxy = layout.reduced(x.layout, axes, bool(keepdims)) if x.ndim >= 2 else None
+    out = emit(ctx, op, [x], axis=axes, keepdims=bool(keepdims), layout=proxy)
+    out.scalar = out.ndim == 0  # NumPy returns a full reduction as a scalar
+    return out
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Tracer:
@@ -271,14 +347,19 @@ def matmul(a: Any, b: Any, op: str = "matmul") -> Tracer:
         a = broadcast_to(a, batch + a.shape[-2:])
         b = broadcast_to(b, batch + b.shape[-2:])
         out = emit(ctx, "matmul", [a, b])
+    proxy = layout.matmul(a.layout, b.layout)
     if squeeze_a or squeeze_b:
         shape = list(out.shape)
         if squeeze_b:
             shape.pop(-1)
+            proxy = proxy[..., 0]
         if squeeze_a:
             shape.pop(-1 if squeeze_b else -2)
+            proxy = proxy[..., 0] if squeeze_b else proxy[..., 0, :]
         out = reshape(out, shape)
-    return Tracer(ctx, out.value)
+    if op == "dot":
+        proxy = None  # np.dot allocates its result C-contiguous
+    return Tracer(ctx, out.value, layout=proxy if out.ndim >= 2 else None, scalar=out.ndim == 0)
 
 
 def where(cond: Any, x: Any, y: Any) -> Tracer:
@@ -288,7 +369,9 @@ def where(cond: Any, x: Any, y: Any) -> Tracer:
         c = elementwise("not_equal", np.not_equal, c, 0)
     dt = common_dtype([x, y])
     xv, yv = lift_all(ctx, [x, y], dt)
-    return emit(ctx, "where", [c, xv, yv])
+    out = emit(ctx, "where", [c, xv, yv])
+    out._layout = layout.keep_order(out.shape, cond, x, y)
+    return out
 
 
 def clip(x: Any, lo: Any, hi: Any) -> Tracer:
@@ -297,6 +380,10 @@ def clip(x: Any, lo: Any, hi: Any) -> Tracer:
         out = elementwise("maximum", np.maximum, out, lo)
     if hi is not None:
         out = elementwise("minimum", np.minimum, out, hi)
+    if out is x:  # np.clip(x, None, None) is still a new array
+        out = fresh_copy(context_of(x).lift(x), layout.keep_order(np.shape(x), x))
+    elif out.ndim >= 2:
+        out._layout = layout.keep_order(out.shape, x, lo, hi)
     return out
 
 
@@ -311,10 +398,15 @@ def concatenate(seq: Sequence[Any], axis: int | None = 0) -> Tracer:
     if not items:
         raise ValueError("need at least one array to concatenate")
     axis = normalize_axis(axis, items[0].ndim, "concatenate")
+    proxies = [s.layout for s in items] if items[0].ndim >= 2 else None
     items = [s for s in items if s.shape[axis] != 0] or items[:1]
     if len(items) == 1:
-        return Tracer(ctx, items[0].value)
-    return emit(ctx, "concatenate", items, axis=axis)
+        out = Tracer(ctx, items[0].value)
+    else:
+        out = emit(ctx, "concatenate", items, axis=axis)  # checks the shapes first
+    if proxies:  # NumPy orders the result's axes as its inputs' strides (F in, F out)
+        out._layout = np.concatenate(proxies, axis)
+    return out
 
 
 def stack(seq: Sequence[Any], axis: int = 0) -> Tracer:

@@ -18,6 +18,7 @@ import numpy as np
 from compiler.ir.graph import Builder, Const, Value
 from compiler.ir.types import TensorType
 from compiler.primitives import OPS
+from compiler.trace import layout
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _NUMPY_DIR = os.path.dirname(np.__file__)
@@ -78,10 +79,10 @@ class TraceContext:
                 v = self.builder.add_input(x.value.type)
                 self._captured_ids[key] = v
                 self.captured.append((x, v))
-            return Tracer(self, self._captured_ids[key], weak=x.weak)
+            return Tracer(self, self._captured_ids[key], weak=x.weak, scalar=x.scalar)
         if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
             dt = np.dtype(dtype) if dtype is not None else np.result_type(x)
-            return Tracer(self, self.const(np.asarray(x, dtype=dt)), weak=True)
+            return Tracer(self, self.const(np.asarray(x, dtype=dt)), weak=True, scalar=True)
         if isinstance(x, (list, tuple)) and _holds_tracer(x):
             # a Python list of traced values where an array is expected: NumPy would make
             # it an array, and so does gradc (a stack)
@@ -95,7 +96,8 @@ class TraceContext:
                     "cannot trace a list that mixes traced and plain values; "
                     "use np.stack on the traced arrays"
                 )
-            return Tracer(self, self.const(arr))
+            proxy = layout.like(arr) if arr.ndim >= 2 else None
+            return Tracer(self, self.const(arr), layout=proxy, scalar=isinstance(x, np.generic))
         raise TracerError(f"gradc cannot use a {type(x).__name__} as an array operand")
 
     def const(self, arr: np.ndarray) -> Value:
@@ -122,10 +124,15 @@ class Tracer:
         base: Tracer | None = None,
         view_fwd: Callable | None = None,
         view_bwd: Callable | None = None,
+        layout: np.ndarray | None = None,
+        scalar: bool = False,
     ) -> None:
         self._ctx = ctx
         self._value = value
         self.weak = weak  # from a Python scalar: promotes like one (NEP 50)
+        # a NumPy (or Python) scalar, not a 0-d array: immutable, so `t += 1` only rebinds t
+        self.scalar = scalar
+        self._layout = layout  # NumPy's strides, on a proxy array (see trace/layout.py)
         self._version = 0
         self._base = base
         self._view_fwd = view_fwd  # base tracer -> our value
@@ -154,7 +161,9 @@ class Tracer:
             new = ops.broadcast_to(new, self.shape)
         if self._base is not None:
             if self._view_bwd is None:
-                raise ValueError("assignment destination is read-only (a broadcast view)")
+                raise ValueError(
+                    "assignment destination is read-only (a broadcast view or a diagonal)"
+                )
             self._base._assign(Tracer(self._ctx, self._view_bwd(self._base, new).value))
             self._base_version = self._base._version
         self._value = new.value
@@ -165,6 +174,13 @@ class Tracer:
         return self._ctx.bind_hook(name, args, attrs)
 
     # -- ndarray attributes ----------------------------------------------------------------
+    @property
+    def layout(self) -> np.ndarray:
+        """A proxy array with NumPy's strides for this value (C-contiguous unless set)."""
+        if self._layout is None:
+            self._layout = layout.fresh(self.shape)
+        return self._layout
+
     @property
     def type(self) -> TensorType:
         return self.value.type

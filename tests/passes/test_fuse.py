@@ -35,6 +35,23 @@ def test_fuse_is_idempotent(case):
     assert PASSES["fuse"] is fuse
 
 
+def test_fuse_is_idempotent_when_a_group_reads_a_value_made_between_its_members():
+    """Regression (found by hypothesis): neg(a:[]), neg(b:[1]), neg(neg a), then add. One greedy
+    round cannot join `neg b` with the add (the scalar group's output is made between them), the
+    next round can; fuse runs rounds to a fixpoint, so a second fuse changes nothing."""
+    b = Builder()
+    a = b.add_input(TensorType((), np.float64))
+    c = b.add_input(TensorType((1,), np.float64))
+    na = b.add("negative", [a])
+    nc = b.add("negative", [c])
+    g = b.build([b.add("add", [b.add("negative", [na]), nc]), na])
+    once = verify(fuse(g))
+    assert fuse(once) is once
+    assert len(_fused_nodes(once)) == 2 and len(once.nodes) == 2
+    x = [np.float64(0.5), np.array([2.0])]
+    assert_same_outputs(g, once, x)
+
+
 def test_fuse_returns_same_object_without_chains():
     b = Builder()
     x = b.add_input(TensorType((3, 4), np.float64))

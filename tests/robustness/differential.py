@@ -7,7 +7,9 @@ For one `Program`:
   equals NumPy's, and (for `fd` programs) the gradients match central finite differences;
 - the Numba backend both as it runs small inputs (loops as NumPy calls until hot) and with
   every loop forced into its generated kernel;
-- the caller's input arrays are unchanged.
+- the caller's input arrays are unchanged;
+- optionally, any of `configs()`: each transform (`grad`, `value_and_grad`, `jit`, `vjp`)
+  with each memory policy and with each pass disabled in turn, against the same references.
 """
 
 from __future__ import annotations
@@ -15,14 +17,52 @@ from __future__ import annotations
 import contextlib
 import copy
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import optree
 
-from compiler import jit, value_and_grad
-from tests.helpers import fd_grad
+from compiler import grad, jit, value_and_grad, vjp
+from compiler.passes import PIPELINE
 from tests.robustness.programs import F32, Program
+
+# the memory policies a gradient can be planned with (`memory=`, `memory_budget=`)
+MEMORY = {
+    "default": {},
+    "sqrt": {"memory": "sqrt"},
+    "budget0": {"memory_budget": 0},
+    "budget4k": {"memory_budget": 4096},
+}
+TRANSFORMS = ("grad", "value_and_grad", "jit", "vjp")
+VJP_CT = 0.75  # the cotangent a vjp check pulls back
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way to compile a program: a transform, a memory policy, passes turned off."""
+
+    transform: str
+    memory: str = "default"
+    disable: tuple[str, ...] = ()
+    backend: str = "numba"
+
+    def __str__(self) -> str:
+        off = f", disable={','.join(self.disable)}" if self.disable else ""
+        return f"{self.transform}[{self.backend}, memory={self.memory}{off}]"
+
+
+def configs(backend: str = "numba") -> list[Config]:
+    """Every transform with every memory policy it takes, and with each pass disabled in turn
+    (only the gradient transforms take a memory policy)."""
+    out = []
+    for t in TRANSFORMS:
+        for m in MEMORY if t in ("grad", "value_and_grad") else ("default",):
+            out.append(Config(t, m, (), backend))
+        for p in PIPELINE:  # every named pass of the compile pipeline, lowering included
+            out.append(Config(t, "default", (p,), backend))
+    return out
 
 
 @contextlib.contextmanager
@@ -91,11 +131,77 @@ def _run(fn, args, what: str, problems: list[str]):
         return None
 
 
-def check_program(prog: Program, fd: bool = True, kernels: str = "both") -> list[str]:
+def fd_grad_typed(f: Callable, xs: Sequence[Any], i: int, eps: float = 1e-6) -> Any:
+    """Central differences of scalar f w.r.t. xs[i], keeping every argument's kind (a Python
+    float stays a float, a NumPy scalar stays immutable), so f means what the program means."""
+
+    def at(k: Any, step: float) -> float:
+        args = [a if isinstance(a, (float, np.generic)) else a.copy() for a in xs]
+        x = xs[i]
+        if isinstance(x, (float, np.generic)):
+            args[i] = type(x)(x + step)
+        else:
+            args[i][k] += step
+        with np.errstate(all="ignore"):
+            return float(f(*args))
+
+    x = xs[i]
+    if isinstance(x, (float, np.generic)):
+        return (at(None, eps) - at(None, -eps)) / (2 * eps)
+    g = np.zeros(np.shape(x))
+    for k in np.ndindex(g.shape):
+        g[k] = (at(k, eps) - at(k, -eps)) / (2 * eps)
+    return g
+
+
+def check_config(prog: Program, cfg: Config, ref: Any = None) -> list[str]:
+    """Problems with `prog` compiled as `cfg`: forward values against NumPy, gradients (and
+    values) against the interpreter's `value_and_grad` with default settings (`ref`)."""
+    outputs, loss = prog.functions()
+    xs = prog.inputs()
+    problems: list[str] = []
+    tol = _tol(F32) if "float32" in prog.text() + repr(prog.args) else None
+    argnums = tuple(range(len(xs)))
+    opts: dict = {"backend": cfg.backend, "disable": cfg.disable}
+    with np.errstate(all="ignore"):
+        want = outputs(*copy.deepcopy(xs))
+        want_loss = loss(*copy.deepcopy(xs))
+    if cfg.transform == "jit":
+        got = _run(jit(outputs, **opts), xs, str(cfg), problems)
+        if got is not None:
+            problems += compare(got, want, f"{cfg} vs numpy", tol)
+        return problems
+    if ref is None:
+        ref = _run(value_and_grad(loss, argnums=argnums, backend="interpret"), xs, "ref", problems)
+        if ref is None:
+            return problems
+    if cfg.transform == "vjp":
+        res = _run(lambda *a: vjp(loss, *a, **opts), xs, str(cfg), problems)
+        if res is not None:
+            out, pullback = res
+            problems += compare(out, want_loss, f"{cfg} value vs numpy", tol)
+            ct = np.asarray(VJP_CT, dtype=np.asarray(want_loss).dtype)
+            got = _run(pullback, [ct], f"{cfg} pullback", problems)
+            scaled = optree.tree_map(lambda g: g * VJP_CT, ref[1])
+            if got is not None:
+                problems += compare(got, scaled, f"{cfg} pullback vs grads[interpret]", tol)
+        return problems
+    mem = MEMORY[cfg.memory]
+    fn = (grad if cfg.transform == "grad" else value_and_grad)(loss, argnums=argnums, **opts, **mem)
+    got = _run(fn, xs, str(cfg), problems)
+    if got is not None:
+        want_g = ref[1] if cfg.transform == "grad" else ref
+        problems += compare(got, want_g, f"{cfg} vs value_and_grad[interpret]", tol)
+    return problems
+
+
+def check_program(
+    prog: Program, fd: bool = True, kernels: str = "both", extra: Sequence[Config] = ()
+) -> list[str]:
     """Every problem found with `prog` (see the module docstring); empty when it passes.
 
     The Numba backend runs as configured ("tiered": small loops as NumPy calls), with every
-    loop forced into its kernel ("kernels"), or "both".
+    loop forced into its kernel ("kernels"), or "both". `extra` configs are checked too.
     """
     outputs, loss = prog.functions()
     xs = prog.inputs()
@@ -126,9 +232,12 @@ def check_program(prog: Program, fd: bool = True, kernels: str = "both") -> list
             problems += compare(got, want, f"jit[numba-{variant}] vs numpy", tol)
         if ref is not None and got_vg is not None:
             problems += compare(got_vg, ref, f"vg[numba-{variant}] vs vg[interpret]", tol)
+    if ref is not None:
+        for cfg in extra:
+            problems += check_config(prog, cfg, ref)
     if ref is not None and fd and prog.fd:
         for i in argnums:
-            want_g = fd_grad(loss, xs, i)
+            want_g = fd_grad_typed(loss, xs, i)
             g = np.asarray(ref[1][i])
             scale = 1.0 + float(np.abs(want_g).max()) + 1e-3 * abs(float(want_loss))
             if not np.allclose(g, want_g, rtol=1e-5, atol=1e-6 * scale):
@@ -138,6 +247,6 @@ def check_program(prog: Program, fd: bool = True, kernels: str = "both") -> list
                     f"{want_g.ravel()[:8]}"
                 )
     for k, (a, b) in enumerate(zip(xs, before)):
-        if not np.array_equal(a, b):
+        if type(a) is not type(b) or not np.array_equal(a, b):
             problems.append(f"input {k} was modified")
     return problems

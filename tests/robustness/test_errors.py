@@ -63,6 +63,11 @@ class Case:
     match: str  # regex the message must match (re.search)
 
 
+def _setitem(a, key, v):
+    a[key] = v
+    return a
+
+
 def _jit(f, *args):
     return lambda: jit(f)(*args)
 
@@ -467,9 +472,9 @@ def _trace_cases() -> list[Case]:
         Case(("compiler/trace/tracer.py", "as an array operand"),
              _jit(lambda x: np.add(x, object()), X), TracerError,
              "gradc cannot use a object as an array operand"),
-        Case(("compiler/trace/tracer.py", "read-only (a broadcast view)"),
+        Case(("compiler/trace/tracer.py", "read-only (a broadcast view or a diagonal)"),
              _jit(lambda x: np.broadcast_to(x, (2, 3)).__setitem__(0, 1.0), X), ValueError,
-             r"assignment destination is read-only \(a broadcast view\)"),
+             r"assignment destination is read-only \(a broadcast view or a diagonal\)"),
         Case(("compiler/trace/tracer.py", "len() of unsized object"),
              _jit(lambda x: len(np.sum(x)), X), TypeError,
              r"len\(\) of unsized object \(a 0-d traced array\)"),
@@ -757,6 +762,20 @@ def _trace_cases() -> list[Case]:
         Case(("compiler/trace/numpy_api.py", "reshape(order={order!r})"),
              _jit(lambda x: np.reshape(x, (3,), order="F"), X), NotImplementedError,
              r"reshape\(order='F'\) is not supported"),
+        Case(("compiler/trace/methods.py", "copy(order={order!r})"),
+             _jit(lambda x: x.copy(order="F"), X), NotImplementedError,
+             r"copy\(order='F'\) is not supported"),
+        Case(("compiler/trace/numpy_api.py", "ravel(order={order!r})"),
+             _jit(lambda x: np.ravel(x, order="F"), X), NotImplementedError,
+             r"ravel\(order='F'\) is not supported"),
+        Case(("compiler/trace/numpy_api.py", "return arrays must be of ArrayType"),
+             _jit(lambda x: np.add(x, 1.0, out=x.sum()), X), TypeError,
+             r"np.add\(..., out=...\): return arrays must be of ArrayType; out is a NumPy "
+             r"scalar \(at .*test_errors.py:\d+\)"),
+        Case(("compiler/trace/indexing.py", "does not support item assignment"),
+             _jit(lambda x: _setitem(x.sum(), (), 1.0), X), TypeError,
+             r"'numpy.float64' object does not support item assignment: this value is a "
+             r"NumPy scalar .*\(at .*test_errors.py:\d+\)"),
         Case(("compiler/trace/numpy_api.py", "np.where(cond) with one argument"),
              _jit(lambda x: np.where(x > 1.0), X), NotImplementedError,
              r"np.where\(cond\) with one argument \(data-dependent shape\)"),
