@@ -12,7 +12,6 @@ matrix built from parameters receives the full symmetric gradient through its co
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
 from compiler.ir.types import TensorType
 from compiler.primitives.linalg import mT
@@ -248,10 +247,20 @@ def _solve_tri_samples(rng):
     return out
 
 
+def _solve_triangular_impl(a: np.ndarray, b: np.ndarray, lower: bool) -> np.ndarray:
+    """scipy.linalg.solve_triangular on one matrix."""
+    # imported on first use: scipy.linalg loads SciPy's own OpenBLAS, whose thread pool then
+    # competes with NumPy's on every matmul (measured: -35% on the `deep` benchmark, 2 cores);
+    # a process that never solves a triangular system never loads it (docs/architecture.md)
+    import scipy.linalg
+
+    return scipy.linalg.solve_triangular(a, b, lower=lower)
+
+
 _register(
     "solve_triangular",
     _solve_rule("solve_triangular"),
-    _batched(lambda a, b, lower: scipy.linalg.solve_triangular(a, b, lower=lower)),
+    _batched(_solve_triangular_impl),
     _solve_tri_vjp,
     _solve_tri_jvp,
     _solve_tri_samples,

@@ -9,10 +9,9 @@ import collections
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from compiler.trace import creation, indexing, ops
-from compiler.trace.namespace import override
+from compiler.trace.namespace import override, override_module
 from compiler.trace.numpy_api import FUNCTIONS, unsupported
 from compiler.trace.tracer import Tracer, user_location
 
@@ -342,13 +341,19 @@ def _cho_solve(ctx, c_and_lower, b, overwrite_b=False, check_finite=True):
     return _rhs_op(ctx, "solve_triangular", _mT(low), y, "scipy.linalg.cho_solve", lower=False)
 
 
-for _orig, _fn in [
-    (scipy.linalg.solve_triangular, _solve_triangular),
-    (scipy.linalg.cholesky, _sp_cholesky),
-    (scipy.linalg.cho_factor, _cho_factor),
-    (scipy.linalg.cho_solve, _cho_solve),
-    (scipy.linalg.solve, lambda ctx, a, b, **kw: _solve(ctx, a, b)),
-    (scipy.linalg.inv, lambda ctx, a, **kw: FUNCTIONS[np.linalg.inv](ctx, a)),
-    (scipy.linalg.det, lambda ctx, a, **kw: _det(ctx, a)),
-]:
-    override(_orig, _scipy(_orig, _fn))
+def _override_scipy_linalg(linalg: Any) -> None:
+    """Route user code's scipy.linalg calls on tracers to the traced versions."""
+    for orig, fn in [
+        (linalg.solve_triangular, _solve_triangular),
+        (linalg.cholesky, _sp_cholesky),
+        (linalg.cho_factor, _cho_factor),
+        (linalg.cho_solve, _cho_solve),
+        (linalg.solve, lambda ctx, a, b, **kw: _solve(ctx, a, b)),
+        (linalg.inv, lambda ctx, a, **kw: FUNCTIONS[np.linalg.inv](ctx, a)),
+        (linalg.det, lambda ctx, a, **kw: _det(ctx, a)),
+    ]:
+        override(orig, _scipy(orig, fn))
+
+
+# registered when scipy.linalg is imported, not here: importing it loads SciPy's OpenBLAS
+override_module("scipy.linalg", _override_scipy_linalg)

@@ -22,8 +22,10 @@ import builtins
 import functools
 import os
 import site
+import sys
 import sysconfig
 import types
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,24 @@ OVERRIDES: dict[int, tuple[Any, Any]] = {}
 def override(original: Any, traced: Any) -> None:
     """User code that reaches `original` (any spelling) calls `traced` instead."""
     OVERRIDES[id(original)] = (original, traced)
+
+
+# module name -> callbacks that register that module's overrides once it is imported. gradc
+# does not import heavy libraries the user's code may never use (scipy.linalg loads a second
+# OpenBLAS whose threads slow NumPy's matmuls); user code that reaches one has imported it.
+_PENDING: dict[str, list[Callable[[Any], None]]] = {}
+
+
+def override_module(name: str, register: Callable[[Any], None]) -> None:
+    """Run `register(module)` once module `name` is imported (now, if it already is)."""
+    _PENDING.setdefault(name, []).append(register)
+    _flush_pending()
+
+
+def _flush_pending() -> None:
+    for name in [n for n in _PENDING if n in sys.modules]:
+        for register in _PENDING.pop(name):
+            register(sys.modules[name])
 
 
 for _k, _v in creation.CREATION.items():
@@ -228,6 +248,8 @@ class View:
             if id(v) in self._pending:
                 self._pending[id(v)] = True  # reached again while its closure is viewed
             return hit[1]
+        if _PENDING:
+            _flush_pending()
         ov = OVERRIDES.get(id(v))
         if ov is not None and ov[0] is v:
             out = ov[1]

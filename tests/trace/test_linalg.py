@@ -82,3 +82,26 @@ def test_linalg_unsupported_forms_say_what_to_use():
         trace(lambda a: np.linalg.qr(a)[0], A.T.copy())
     with pytest.raises(np.linalg.LinAlgError, match="square"):
         trace(np.linalg.inv, A)
+
+
+def test_linalg_import_compiler_leaves_scipy_linalg_unloaded_until_user_code_imports_it():
+    """scipy.linalg loads SciPy's own OpenBLAS, whose threads slow NumPy's matmuls on small
+    machines: `import compiler` must not load it, and scipy.linalg imported afterwards (by the
+    user) is still traced."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np, compiler\n"
+        "assert 'scipy.linalg' not in sys.modules, 'import compiler loaded scipy.linalg'\n"
+        "import scipy.linalg\n"
+        "def f(a, b):\n"
+        "    return np.sum(scipy.linalg.solve_triangular(a, b, lower=True))\n"
+        "a = np.tril(np.ones((3, 3))) + 2 * np.eye(3); b = np.arange(3.0)\n"
+        "g = compiler.grad(f, backend='interpret')(a, b)\n"
+        "ga = -np.outer(np.linalg.solve(a.T, np.ones(3)), np.linalg.solve(a, b))\n"
+        "assert np.allclose(g, np.tril(ga)), (g, ga)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
