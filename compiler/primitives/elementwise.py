@@ -21,7 +21,7 @@ from compiler.primitives.registry import (
 
 
 def float_unary(name):
-    def rule(ts: list[TensorType]) -> TensorType:
+    def rule(ts: list[TensorType], **attrs) -> TensorType:
         (t,) = ts
         if not t.is_float:
             raise fail(name, "needs a float operand", t)

@@ -15,18 +15,17 @@ import math
 import numpy as np
 
 from compiler.ir.types import TensorType
+from compiler.primitives.elementwise import elementwise_op, float_unary
 from compiler.primitives.registry import (
     Cost,
     Kind,
     OpDef,
     Sample,
-    ScalarExpr,
     broadcast_shapes,
     fail,
     register,
 )
 from compiler.primitives.special import (
-    _float_unary,
     binary_samples,
     register_binary,
     unary_samples,
@@ -50,20 +49,17 @@ def _same_binary(name):
 
 
 def _unary(name, impl, deriv, tmpl, lo, hi, doc, cost=Cost.TRANSCENDENTAL, rule=None):
-    register(
-        OpDef(
-            name=name,
-            shape_rule=rule or _float_unary(name),
-            impl=impl,
-            vjp=None if deriv is None else (lambda ct, x, *, out: (ct * deriv(x, out),)),
-            jvp=None if deriv is None else (lambda t, x, *, out: t[0] * deriv(x, out)),
-            codegen=ScalarExpr(tmpl),
-            kind=Kind.ELEMENTWISE,
-            cost=cost,
-            samples=unary_samples(lo, hi),
-            grad_doc=doc,
-            differentiable=deriv is not None,
-        )
+    elementwise_op(
+        name,
+        rule or float_unary(name),
+        impl,
+        None if deriv is None else (lambda ct, x, *, out: (ct * deriv(x, out),)),
+        None if deriv is None else (lambda t, x, *, out: t[0] * deriv(x, out)),
+        tmpl,
+        cost,
+        unary_samples(lo, hi),
+        doc,
+        deriv is not None,
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.special as sp
 
 from compiler.ir.types import TensorType
+from compiler.primitives.elementwise import elementwise_op, float_unary
 from compiler.primitives.registry import (
     Cost,
     Kind,
@@ -29,16 +30,6 @@ from compiler.primitives.registry import (
 
 _SQRT_2_OVER_PI = 2.0 / math.sqrt(math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-def _float_unary(name):
-    def rule(ts: list[TensorType], **attrs) -> TensorType:
-        (t,) = ts
-        if not t.is_float:
-            raise fail(name, "needs a float operand", t)
-        return t
-
-    return rule
 
 
 def _float_binary(name):
@@ -96,7 +87,7 @@ def _unary(name, impl, deriv, tmpl, samples, doc, cost=Cost.TRANSCENDENTAL):
     register(
         OpDef(
             name=name,
-            shape_rule=_float_unary(name),
+            shape_rule=float_unary(name),
             impl=impl,
             vjp=lambda ct, x, *, out, **a: (ct * deriv(x, out, **a),),
             jvp=lambda t, x, *, out, **a: t[0] * deriv(x, out, **a),
@@ -187,7 +178,7 @@ def _polygamma_impl(x, *, n):
 register(
     OpDef(
         name="polygamma",
-        shape_rule=_float_unary("polygamma"),
+        shape_rule=float_unary("polygamma"),
         impl=_polygamma_impl,
         vjp=lambda ct, x, *, out, n: (ct * bind("polygamma", x, n=n + 1),),
         jvp=lambda t, x, *, out, n: t[0] * bind("polygamma", x, n=n + 1),
@@ -226,20 +217,17 @@ def register_binary(
         terms = [a * d(x, y, out) for a, d in zip(t, (dx, dy)) if a is not None]
         return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
-    register(
-        OpDef(
-            name=name,
-            shape_rule=rule or _float_binary(name),
-            impl=impl,
-            vjp=vjp if differentiable else None,
-            jvp=jvp if differentiable else None,
-            codegen=ScalarExpr(tmpl),
-            kind=Kind.ELEMENTWISE,
-            cost=cost,
-            samples=samples,
-            grad_doc=doc,
-            differentiable=differentiable,
-        )
+    elementwise_op(
+        name,
+        rule or _float_binary(name),
+        impl,
+        vjp if differentiable else None,
+        jvp if differentiable else None,
+        tmpl,
+        cost,
+        samples,
+        doc,
+        differentiable,
     )
 
 
