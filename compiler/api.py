@@ -41,6 +41,7 @@ from runtime.call import grad_assembler
 from runtime.dispatch import Dispatcher, normalize_leaves
 from runtime.memo import per_function
 from runtime.signature import normalize_array
+from runtime.tier import TieredStage
 
 _ENV_DISABLED = disabled_from_env()  # read once, at import
 
@@ -60,6 +61,7 @@ class _Transform:
         disable: Sequence[str] = (),
         memory: str | None = None,
         memory_budget: int | None = None,
+        compile: str | None = None,
     ) -> None:
         if not callable(fun):
             raise TypeError(f"{mode} expects a callable, got {type(fun).__name__}")
@@ -69,7 +71,11 @@ class _Transform:
         self.argnums = (int(argnums),) if self.single else tuple(int(a) for a in argnums)
         self.has_aux = has_aux
         self.opts = Options(
-            backend or default_backend(), tuple(disable) + _ENV_DISABLED, memory, memory_budget
+            backend or default_backend(),
+            tuple(disable) + _ENV_DISABLED,
+            memory,
+            memory_budget,
+            compile,
         )
         self.backend = self.opts.backend
         self.transform = Transform(mode, self.argnums, has_aux)
@@ -83,7 +89,7 @@ class _Transform:
         # disk cache when it shares one. See compiler/distributed.
         argnums = self.argnums[0] if self.single else self.argnums
         o = self.opts
-        options = (self.has_aux, o.backend, self.disable, o.memory, o.memory_budget)
+        options = (self.has_aux, o.backend, self.disable, o.memory, o.memory_budget, o.compile)
         return (_Transform, (self.fun, self.mode, argnums, *options))
 
     # -- calls: the per-signature dispatcher (runtime.dispatch) ------------------------------
@@ -104,6 +110,9 @@ class _Transform:
         )
         spec.single = self.single
         spec.fast = None if debug_nans.ENABLED else self._fast_assembler(spec)
+        if spec.fast is not None and isinstance(spec.fn, TieredStage):
+            # the compiled tier may offer a faster path (the all-scalar raw body): rebuild it
+            spec.fn.on_switch(lambda _fn: setattr(spec, "fast", self._fast_assembler(spec)))
         spec.run = functools.partial(self._run, spec)
         return spec
 
@@ -119,7 +128,10 @@ class _Transform:
         """`flat -> result` for grad/value_and_grad without aux; None: use the general path."""
         if self.mode not in ("grad", "value_and_grad") or self.has_aux or spec.draws:
             return None
-        raw = getattr(spec.fn, "raw", None)
+        stage = spec.fn
+        if isinstance(stage, TieredStage) and stage.compiled is not None:
+            stage = stage.compiled  # switched: call the compiled stage with no indirection
+        raw = None if isinstance(stage, TieredStage) else getattr(stage, "raw", None)
         final = spec.stages.lowered[0].graph
         # plain scalars out of the all-scalar kernel fit only when every gradient is a float
         use_raw = (
@@ -127,7 +139,7 @@ class _Transform:
             and all(v.dtype == np.float64 for v in final.outputs)
             and all(k == "float" for k in spec.grad_kinds)
         )
-        fn = raw if use_raw else spec.fn
+        fn = raw if use_raw else stage
         assemble = grad_assembler(
             spec.n_out,
             spec.out_tree,
@@ -274,8 +286,9 @@ def _make(mode: str):
         disable: Sequence[str] = (),
         memory: str | None = None,
         memory_budget: int | None = None,
+        compile: str | None = None,
     ) -> Any:
-        opts = {"memory": memory, "memory_budget": memory_budget}
+        opts = {"memory": memory, "memory_budget": memory_budget, "compile": compile}
         if fun is None:
             return lambda f: _Transform(f, mode, argnums, has_aux, backend, disable, **opts)
         return _Transform(fun, mode, argnums, has_aux, backend, disable, **opts)
@@ -291,12 +304,16 @@ value_and_grad.__doc__ = "`value_and_grad(f)(*args)` -> (value, grads); JAX's co
 
 
 def jit(
-    fun: Callable | None = None, *, backend: str | None = None, disable: Sequence[str] = ()
+    fun: Callable | None = None,
+    *,
+    backend: str | None = None,
+    disable: Sequence[str] = (),
+    compile: str | None = None,
 ) -> Any:
     """Compile the forward computation alone through the same pipeline."""
     if fun is None:
-        return lambda f: _Transform(f, "jit", 0, False, backend, disable)
-    return _Transform(fun, "jit", 0, False, backend, disable)
+        return lambda f: _Transform(f, "jit", 0, False, backend, disable, compile=compile)
+    return _Transform(fun, "jit", 0, False, backend, disable, compile=compile)
 
 
 def vjp(
@@ -305,13 +322,18 @@ def vjp(
     has_aux: bool = False,
     backend: str | None = None,
     disable: Sequence[str] = (),
+    compile: str | None = None,
 ) -> Any:
     """`out, pullback = vjp(f, *primals)`; `pullback(ct)` returns a tuple of gradients, one
     per primal (JAX's convention)."""
     # one transform per (function, options): its backward is compiled once per signature
-    key = ("vjp", len(primals), has_aux, backend, tuple(disable))
+    key = ("vjp", len(primals), has_aux, backend, tuple(disable), compile)
     argnums = tuple(range(len(primals)))
-    t = per_function(fun, key, lambda: _Transform(fun, "vjp", argnums, has_aux, backend, disable))
+    t = per_function(
+        fun,
+        key,
+        lambda: _Transform(fun, "vjp", argnums, has_aux, backend, disable, compile=compile),
+    )
     return t(*primals)
 
 

@@ -26,7 +26,7 @@ from compiler.arguments import check_scalar_output, grad_layout
 from compiler.autodiff import vjp_graph
 from compiler.autodiff.custom import expand_custom
 from compiler.autodiff.inline import check_aux, differentiable_leaves
-from compiler.codegen import compile_graph
+from compiler.codegen import compile_graph, compile_numpy
 from compiler.codegen.prepare import Keep, Lowered, lower_passes
 from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
@@ -35,16 +35,32 @@ from compiler.passes import ALGEBRAIC_PASSES, PIPELINE, known_passes, run_passes
 from compiler.plan import Plan, Policy, plan, split_plan
 from compiler.trace import STATIC, trace_tree
 from compiler.trace.loops import loop_memory
+from runtime.tier import TieredStage
 
 log = logging.getLogger("gradc")
 
 BACKENDS = ("numba", "interpret")
 LOWERING = ("route", "fuse", "pushdown", "schedule", "buffers")
+# when a numba-backend stage gets its compiled code (docs/tiers.md): "background" answers on
+# the NumPy tier while a background thread compiles, "eager" compiles before the first call
+# returns, "never" stays on the NumPy tier
+COMPILE_MODES = ("background", "eager", "never")
+COMPILE_ENV_VAR = "GRADC_COMPILE"
 
 
 def default_backend() -> str:
     """The backend when none is named: GRADC_BACKEND, else numba."""
     return os.environ.get("GRADC_BACKEND", "numba")
+
+
+def default_compile() -> str:
+    """The compile mode when a transformation names none: GRADC_COMPILE, else background."""
+    value = os.environ.get(COMPILE_ENV_VAR, "").strip().lower()
+    if value and value not in COMPILE_MODES:
+        raise ValueError(
+            f"{COMPILE_ENV_VAR}={value!r} is not a compile mode; choose one of {COMPILE_MODES}"
+        )
+    return value or "background"
 
 
 @dataclass(frozen=True)
@@ -55,10 +71,15 @@ class Options:
     disable: tuple[str, ...] = ()  # pass names (see PIPELINE) to skip
     memory: str | None = None  # "sqrt": automatic checkpoint segments
     memory_budget: int | None = None  # bytes: least recomputation whose planned peak fits
+    compile: str | None = None  # COMPILE_MODES; None: `default_compile()` (GRADC_COMPILE)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; choose one of {BACKENDS}")
+        if self.compile is None:
+            object.__setattr__(self, "compile", default_compile())
+        elif self.compile not in COMPILE_MODES:
+            raise ValueError(f"unknown compile={self.compile!r}; choose one of {COMPILE_MODES}")
         known = known_passes()
         for name in self.disable:
             if name not in known:
@@ -136,8 +157,14 @@ def jit_stages(traced: Graph, opts: Options, keep: Keep | None = None) -> Stages
     return Stages(traced, None, pre, None, (lower_passes(pre, "jit", opts.disable, keep),))
 
 
-def lower(low: Lowered, backend: str, *, eager: bool = False) -> Callable[..., list]:
-    """A callable `fn(*flat_inputs) -> list of outputs` running `low` on `backend`."""
+def lower(
+    low: Lowered, backend: str, compile: str = "eager", *, eager: bool = True, name: str = ""
+) -> Callable[..., list]:
+    """A callable `fn(*flat_inputs) -> list of outputs` running `low` on `backend`.
+
+    On numba, `compile` (COMPILE_MODES) picks the tier: "never" the NumPy tier, "eager" the
+    compiled stage (every small loop on its kernel when `eager`), "background" a
+    `TieredStage` that starts on the NumPy tier. `name` says whose stage it is in logs."""
     if backend == "interpret":
         graph = low.graph
 
@@ -146,12 +173,30 @@ def lower(low: Lowered, backend: str, *, eager: bool = False) -> Callable[..., l
 
         run.graph = graph
         return run
-    t0 = time.perf_counter()  # numba (Options checked the name)
-    with slow(f"compiling the {low.name} stage ({len(low.graph.nodes)} nodes)"):
+    what = name if name.startswith(low.name + "(") else f"{name} {low.name}".strip()
+    if compile == "never":
+        return _numpy_tier(low, what)
+    if compile == "background":
+        return TieredStage(what, _numpy_tier(low, what), lambda: _compiled_tier(low, what, True))
+    return _compiled_tier(low, what, eager)
+
+
+def _numpy_tier(low: Lowered, what: str) -> Callable[..., list]:
+    t0 = time.perf_counter()
+    fn = compile_numpy(low.graph, low.buffers, low.name)
+    log.info(
+        "numpy tier %s: %d nodes in %.3f s", what, len(low.graph.nodes), time.perf_counter() - t0
+    )
+    return fn
+
+
+def _compiled_tier(low: Lowered, what: str, eager: bool) -> Callable[..., list]:
+    t0 = time.perf_counter()
+    with slow(f"compiling the {what} stage ({len(low.graph.nodes)} nodes)"):
         fn = compile_graph(low.graph, low.buffers, low.name, eager=eager)
     log.info(
         "codegen %s: %d nodes, %d kernels in %.3f s",
-        low.name,
+        what,
         len(low.graph.nodes),
         fn.kernel_count,
         time.perf_counter() - t0,
@@ -239,20 +284,29 @@ def compile(
             c.stages = grad_stages(g, joint, options, keep)
     if build:
         lowered = c.stages.lowered
-        c.fn = lower(lowered[0], options.backend)
-        c.bwd = lower(lowered[1], options.backend) if len(lowered) > 1 else None
+        name = f"{mode}({getattr(fun, '__name__', 'function')})"
+        c.fn = lower(lowered[0], options.backend, options.compile, name=name)
+        if len(lowered) > 1:
+            c.bwd = lower(lowered[1], options.backend, options.compile, name=name)
     return c
 
 
 def lower_graph(
-    graph: Graph, stage: str = "test", disable: Sequence[str] = (), *, eager: bool = False
+    graph: Graph,
+    stage: str = "test",
+    disable: Sequence[str] = (),
+    *,
+    eager: bool = False,
+    compile: str = "eager",
 ) -> Callable[..., list]:
-    """`graph` through the lowering passes, then compiled by Numba (tools and tests)."""
-    return lower(lower_passes(graph, stage, disable), "numba", eager=eager)
+    """`graph` through the lowering passes, then built on `compile`'s tier (tools and tests;
+    "eager": compiled by Numba, small loops on NumPy calls until hot unless `eager`)."""
+    return lower(lower_passes(graph, stage, disable), "numba", compile, eager=eager)
 
 
 __all__ = [
     "BACKENDS",
+    "COMPILE_MODES",
     "Compiled",
     "Signature",
     "Transform",
@@ -263,6 +317,7 @@ __all__ = [
     "Options",
     "Stages",
     "default_backend",
+    "default_compile",
     "grad_stages",
     "jit_stages",
     "lower",

@@ -18,6 +18,13 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 
+# The suite runs on the NumPy tier (docs/tiers.md): the same optimized graph and buffer plan as
+# compiled code, with nothing for Numba to compile. Tests about compiled code carry the
+# `compiled` marker (or pass compile= themselves), which runs them with GRADC_COMPILE=eager;
+# CI runs them too (plain `python -m pytest`). Set GRADC_COMPILE yourself to run the whole
+# suite on another tier. Subprocesses (the CLI, the examples) inherit the setting.
+os.environ.setdefault("GRADC_COMPILE", "never")
+
 # every test that goes through the public API (grad, value_and_grad, vjp, jit) runs once per
 # backend; "interpret" is the reference oracle, "numba" the compiled default
 BACKENDS = ("interpret", "numba")
@@ -59,6 +66,18 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
             )
 
     return check
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "compiled: about compiled code: runs with GRADC_COMPILE=eager (Numba)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _compile_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("compiled") is not None:
+        monkeypatch.setenv("GRADC_COMPILE", "eager")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from compiler.cli.cache_report import report
 from compiler.cli.target import ARG_HELP, UsageError, resolve
 from compiler.logging_setup import configure, configure_from_env
 
@@ -203,11 +204,7 @@ def _cmd_cache(ns: argparse.Namespace) -> int:
         n = cache.clear_cache()
         print(f"removed {n} cache entries from {cache.cache_root()}")
         return 0
-    info = cache.cache_info()
-    for key, value in info.items():
-        if key == "bytes":
-            value = f"{value} ({value / 2**20:.2f} MiB)"
-        print(f"{key:<9} {value}")
+    print(report())
     return 0
 
 

@@ -8,6 +8,12 @@ compile_stats()             # process-wide compile counters
 """
 
 from compiler.codegen import loop_node  # noqa: F401  (lowers scan and while_loop nodes)
-from compiler.codegen.compile import CompiledStage, CompileStats, compile_graph, compile_stats
+from compiler.codegen.compile import (
+    CompiledStage,
+    CompileStats,
+    compile_graph,
+    compile_numpy,
+    compile_stats,
+)
 
-__all__ = ["CompileStats", "CompiledStage", "compile_graph", "compile_stats"]
+__all__ = ["CompileStats", "CompiledStage", "compile_graph", "compile_numpy", "compile_stats"]

@@ -13,8 +13,10 @@ already compiled for the same argument types: nothing new compiles.
 from __future__ import annotations
 
 import functools
+import linecache
 import os
 import threading
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,7 @@ from compiler.codegen.arena import StageBuffers
 from compiler.codegen.driver import PyDriver
 from compiler.codegen.scalar import ScalarDriver, scalar_eligible
 from compiler.codegen.source import FASTMATH, digest
+from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
 from compiler.plan.buffers import Buffers
 from runtime.version import VERSION
@@ -32,6 +35,9 @@ from runtime.version import VERSION
 # applies if the user has not chosen, and before the OpenMP runtime starts.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+_LOGADDEXP = (
+    "_logaddexp = np.logaddexp  # NumPy's scalar rule (ties and infinities), jitted by Numba"
+)
 _lock = threading.Lock()
 # One dispatcher per kernel name in this process: a kernel that two stage modules both define
 # (the same source, hence the same name) is compiled once and shared.
@@ -111,17 +117,23 @@ def uses_arena(graph: Graph) -> bool:
     return not scalar_eligible(graph)
 
 
-def generate(graph: Graph, buffers: Buffers | None, stage: str) -> Generated:
+def generate(graph: Graph, buffers: Buffers | None, stage: str, tier: str = "lazy") -> Generated:
     """The module source for `graph` following the buffer plan `buffers` (None exactly when
-    the graph uses no arena, see `uses_arena`), and the params the stage binds."""
+    the graph uses no arena, see `uses_arena`), and the params the stage binds. `tier` is the
+    Python driver's (`PyDriver`): "numpy" gives a module that imports no Numba."""
     kernels: dict[str, str] = {}
-    imports = ["import math", "", "import numba", "import numpy as np", ""]
+    numpy = tier == "numpy"
+    imports = ["import math", "", "import numpy as np", ""]
+    if not numpy:
+        imports.insert(2, "import numba")
     bufs = None
     layout: tuple = ()
     small: tuple = ()
     if not uses_arena(graph):
         if buffers is not None:
             raise ValueError("an all-scalar graph compiles without a buffer plan")
+        if numpy:
+            raise ValueError("an all-scalar graph has no NumPy-tier module (compile_numpy)")
         gen = ScalarDriver(graph)
         driver_src = gen.generate()
         kind = "njit"
@@ -129,19 +141,19 @@ def generate(graph: Graph, buffers: Buffers | None, stage: str) -> Generated:
         if buffers is None:
             raise ValueError("this graph needs its buffer plan (pipeline stage `buffers`)")
         bufs = buffers
-        gen = PyDriver(graph, kernels, bufs)
+        gen = PyDriver(graph, kernels, bufs, tier)
         driver_src = gen.generate()
         layout = tuple(gen.layout)
         small = tuple(gen.small_sites)
-        kind = "python"
+        kind = "numpy" if numpy else "python"
     count = len(kernels) + (kind == "njit")
-    parts = [
-        "\n".join(imports),
-        "",
-        f"_FASTMATH = {FASTMATH}",
-        "_logaddexp = np.logaddexp  # NumPy's scalar rule (ties and infinities), jitted by Numba",
-        "",
-    ]
+    parts = ["\n".join(imports), ""]
+    if not numpy:
+        parts += [
+            f"_FASTMATH = {FASTMATH}",
+            _LOGADDEXP,
+            "",
+        ]
     for text in kernels.values():
         parts += ["", text]
     parts += ["", driver_src]
@@ -185,8 +197,9 @@ def compile_graph(
     runs the lowering passes and then this.
 
     `eager` runs every small loop's kernel from the first call instead of NumPy calls first
-    (the tests use it to run each op through its kernel as well as through the fallback)."""
-    gen = generate(graph, buffers, stage)
+    (the compiled tier of the pipeline, docs/tiers.md: no call after the first waits on a
+    compiler; the tests run each op through its kernel as well as through NumPy calls)."""
+    gen = generate(graph, buffers, stage, "eager" if eager else "lazy")
     module = _load(gen.source)
     _share(module, gen.kind)
     params = gen.params
@@ -204,6 +217,12 @@ def compile_graph(
             if eager or getattr(getattr(module, kname, None), "overloads", None):
                 params[j] = 0
         fn = CompiledStage(module.driver, tuple(params))
+    return _describe(fn, gen, stage, module, arena)
+
+
+def _describe(
+    fn: CompiledStage, gen: Generated, stage: str, module: Any, arena: StageBuffers | None
+) -> CompiledStage:
     fn.source = gen.source
     fn.kernel_count = gen.count
     fn.driver_kind = gen.kind
@@ -213,3 +232,46 @@ def compile_graph(
     fn.buffers = gen.buffers
     fn.arena = arena
     return fn
+
+
+def compile_numpy(graph: Graph, buffers: Buffers | None, stage: str = "forward") -> Any:
+    """The NumPy tier of a stage (docs/tiers.md): the same graph and buffer plan as
+    `compile_graph`, every loop as NumPy calls writing into the planned buffers, nothing for
+    Numba to compile and no Numba import. An all-scalar graph (no arena) runs on the
+    interpreter: a few NumPy scalar calls per node."""
+    if not uses_arena(graph):
+        run = _Interpreted(_interpret, graph)
+        run.graph, run.stage, run.buffers = graph, stage, None
+        run.driver_kind, run.kernel_count, run.arena, run.source = "interpret", 0, None, ""
+        return run
+    gen = generate(graph, buffers, stage, "numpy")
+    module = _numpy_module(gen.source)
+    arena = StageBuffers(gen.buffers.arena_specs(), gen.layout) if gen.layout else None
+    fn = CompiledStage(module.driver, (arena, *gen.params[1:]))
+    return _describe(fn, gen, stage, module, arena)
+
+
+class _Interpreted(functools.partial):
+    """An all-scalar stage's NumPy tier (attributes as on `CompiledStage`)."""
+
+
+def _interpret(graph: Graph, *flat: Any) -> list:
+    return run_graph(graph, flat)
+
+
+_NUMPY_MODULES: dict[str, Any] = {}
+
+
+def _numpy_module(source: str) -> Any:
+    """Execute a NumPy-tier module from memory: nothing to compile, so nothing to cache on
+    disk (and no `version_tag`, which would import Numba). Tracebacks show its lines."""
+    name = f"gradc_np_{digest(source, 24)}"
+    module = _NUMPY_MODULES.get(name)
+    if module is None:
+        filename = f"<gradc numpy tier {name}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        module = types.ModuleType(name)
+        exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+        with _lock:
+            module = _NUMPY_MODULES.setdefault(name, module)
+    return module

@@ -37,6 +37,7 @@ import numpy as np
 
 from compiler.codegen.loops import REDUCE_OPS, fits_loop, is_elementwise, loop_kernel
 from compiler.codegen.lowering import LOWER
+from compiler.codegen.numpy_calls import REDUCE_FN, is_ufunc, loop_as_numpy_calls
 from compiler.codegen.source import Source, ctor
 from compiler.codegen.tuning import PARALLEL_MIN, PARALLEL_MIN_LIBM, SMALL_LOOP, hot_after
 from compiler.codegen.values import Bcast, Fill, Mat
@@ -46,7 +47,9 @@ from compiler.passes.route import routed
 from compiler.plan.buffers import Buffers
 from compiler.primitives import OPS
 
-_REDUCE_FN = {"sum": "np.sum", "max": "np.max", "min": "np.min"}
+# ops whose lowering calls a fixed njit kernel (codegen/special.py): the NumPy tier runs their
+# reference implementation instead
+_KERNEL_LOWERED = ("take", "scatter", "scatter_add")
 
 
 def single_body(n: Node) -> Graph:
@@ -57,16 +60,12 @@ def single_body(n: Node) -> Graph:
     return b.build(out)
 
 
-def _ufunc(op: str) -> bool:
-    return isinstance(OPS[op].impl, np.ufunc)
-
-
 def _scalar_ufunc_body(body: Graph) -> bool:
     """A 0-d body the driver evaluates with NumPy scalar ufunc calls (nothing to compile)."""
     if any(v.ndim for v in body.inputs) or any(v.ndim for n in body.nodes for v in n.outputs):
         return False
     return all(
-        n.op in ("const", "full", "broadcast_to") or (is_elementwise(n.op) and _ufunc(n.op))
+        n.op in ("const", "full", "broadcast_to") or (is_elementwise(n.op) and is_ufunc(n.op))
         for n in body.nodes
     )
 
@@ -76,10 +75,17 @@ class PyDriver:
 
     `bufs` is `assign_buffers(graph)`; after `generate()`, `layout` lists `(slot, shape)`
     per arena view the driver unpacks, in order (what `StageBuffers` builds per set).
+    `tier`: "numpy" runs every loop as NumPy calls and compiles nothing (the first tier,
+    docs/tiers.md). "lazy" and "eager" give the same text (small loops as NumPy calls until
+    the stage is hot, `hot_after`; `compile_graph(eager=True)` binds every small loop to its
+    kernel from the first call); the tier also says how loop bodies are built (loop_node).
     """
 
-    def __init__(self, graph: Graph, kernels: dict[str, str], bufs: Buffers) -> None:
+    def __init__(
+        self, graph: Graph, kernels: dict[str, str], bufs: Buffers, tier: str = "lazy"
+    ) -> None:
         self.graph = graph
+        self.tier = tier
         self.kernels = kernels
         self.bufs = bufs
         # P[0]: the stage's buffers (bound by compile); P[1]: the stage's call counter
@@ -100,6 +106,14 @@ class PyDriver:
     def param(self, obj: object) -> str:
         self.params.append(obj)
         return f"P[{len(self.params) - 1}]"
+
+    def ufunc_ref(self, op: str) -> str:
+        """How the generated text names `op`'s ufunc: `np.<name>`, else (a SciPy ufunc) a
+        param, since generated modules import nothing but NumPy and Numba."""
+        impl = OPS[op].impl
+        if getattr(np, impl.__name__, None) is impl:
+            return f"np.{impl.__name__}"
+        return self.param(impl)
 
     def shape_param(self, shape: tuple[int, ...]) -> str:
         return "()" if shape == () else self.param(tuple(shape))
@@ -239,7 +253,7 @@ class PyDriver:
         if n.op not in ("const", "full", "broadcast_to"):
             self.comment(n)
         op = n.op
-        if is_elementwise(op) and (routed(n) or _ufunc(op)):
+        if is_elementwise(op) and (routed(n) or is_ufunc(op)):
             self.ufunc(n)
         elif op in REDUCE_OPS and n.out.type.is_float and n.out.dtype == n.inputs[0].dtype:
             self.reduce(n)
@@ -251,6 +265,8 @@ class PyDriver:
                 self.loop(n, body)
             else:
                 self.fallback(n)
+        elif op in _KERNEL_LOWERED and self.tier == "numpy":
+            self.fallback(n)
         elif op in LOWER:
             LOWER[op](self, n)
         else:
@@ -270,7 +286,6 @@ class PyDriver:
                 args.append(d.name)
                 shapes.append(v.shape)
         k = loop_kernel(body, shapes)
-        self.kernels[k.name] = k.source
         params = []
         for p in k.params:
             if p.op == "const":
@@ -279,6 +294,11 @@ class PyDriver:
             else:
                 params.append(self.param(np.dtype(p.attrs["dtype"]).type(p.attrs["fill"])))
         outs = [self.out(v) for v in n.outputs]
+        tag = f"t{self.index[n.outputs[0]]}_"
+        if self.tier == "numpy":
+            self.small_loop(body, args, shapes, dict(zip(k.params, params)), outs, tag)
+            return
+        self.kernels[k.name] = k.source
         call = args + params + outs
         if k.needs_shape:
             call.append(self.shape_param(k.domain))
@@ -300,7 +320,6 @@ class PyDriver:
         with self.src.block(f"if calls > {after} or {size} >= {SMALL_LOOP}:"):
             self.src.line(f"{kname}({', '.join(call)})")
         with self.src.block("else:"):
-            tag = f"t{self.index[n.outputs[0]]}_"
             self.small_loop(body, args, shapes, dict(zip(k.params, params)), outs, tag)
 
     def small_loop(
@@ -312,65 +331,14 @@ class PyDriver:
         outs: list[str],
         tag: str,
     ) -> None:
-        """A small loop body as NumPy calls, one per op (see `SMALL_LOOP`).
-
-        NumPy broadcasts the operands as the kernel's index patterns would; a value computed
-        only from broadcast operands may be smaller than its type, so a reduction gets it
-        broadcast to full shape. Outputs are written by the op that computes them (an output
-        overwrites an operand only in a single-output body, whose last op computes it).
-        """
-        env: dict[Value, str] = dict(zip(body.inputs, args))
-        full = {b for b, sh in zip(body.inputs, shapes) if sh is not None and tuple(sh) == b.shape}
-        out_of = dict(zip(body.outputs, outs))
-        written: set[Value] = set()
-        line = self.src.line
-        for j, m in enumerate(body.nodes):
-            if m.op == "broadcast_to":
-                env[m.out] = env[m.inputs[0]]
-                continue
-            if m.op in ("const", "full"):
-                env[m.out] = consts[m]
-                continue
-            a = [env[u] for u in m.inputs]
-            o = out_of.get(m.out)
-            t = o or f"{tag}{j}"
-            if m.op in REDUCE_OPS:
-                x = a[0]
-                if m.inputs[0] not in full:
-                    x = f"np.broadcast_to({x}, {self.shape_param(m.inputs[0].shape)})"
-                axis = self.param(tuple(m.attrs["axis"]))
-                kd = bool(m.attrs["keepdims"])
-                fn = _REDUCE_FN[m.op]
-                if o:
-                    line(f"{fn}({x}, axis={axis}, keepdims={kd}, out={o})")
-                else:
-                    line(f"{t} = {fn}({x}, axis={axis}, keepdims={kd})")
-            elif _ufunc(m.op):
-                name = OPS[m.op].impl.__name__
-                if o:
-                    line(f"np.{name}({', '.join(a)}, out={o})")
-                else:
-                    line(f"{t} = np.{name}({', '.join(a)})")
-            else:  # the reference implementation (where, astype)
-                impl, attrs = self.param(OPS[m.op].impl), self.param(dict(m.attrs))
-                if o:
-                    line(f"np.copyto({o}, {impl}({', '.join(a)}, **{attrs}), casting='unsafe')")
-                else:
-                    line(f"{t} = {impl}({', '.join(a)}, **{attrs})")
-            env[m.out] = t
-            if o:
-                written.add(m.out)
-            if o or any(u in full and u.shape == m.out.shape for u in m.inputs):
-                full.add(m.out)
-        for bv, o in out_of.items():
-            if bv not in written:  # an input, constant or broadcast passed through
-                line(f"np.copyto({o}, {env[bv]}, casting='unsafe')")
+        """A loop body as NumPy calls, one per op (`numpy_calls.loop_as_numpy_calls`)."""
+        loop_as_numpy_calls(self, body, args, shapes, consts, outs, tag)
 
     def ufunc(self, n: Node) -> None:
         """`np.<op>(*inputs, out=...)`: NumPy's SIMD loop, broadcasting lazy inputs itself."""
         args = [self.operand(v) for v in n.inputs]
         out = self.out(n.out)
-        self.src.line(f"np.{OPS[n.op].impl.__name__}({', '.join(args)}, out={out})")
+        self.src.line(f"{self.ufunc_ref(n.op)}({', '.join(args)}, out={out})")
 
     def reduce(self, n: Node) -> None:
         """A lone sum/max/min: NumPy's reduction (what the reference implementation runs)."""
@@ -378,7 +346,7 @@ class PyDriver:
         axis = self.param(tuple(n.attrs["axis"]))
         out = self.out(n.out)
         kd = bool(n.attrs["keepdims"])
-        self.src.line(f"{_REDUCE_FN[n.op]}({x}, axis={axis}, keepdims={kd}, out={out})")
+        self.src.line(f"{REDUCE_FN[n.op]}({x}, axis={axis}, keepdims={kd}, out={out})")
 
     def scalar_body(self, n: Node) -> None:
         """A 0-d fused body as NumPy scalar ufunc calls (cheaper than compiling a kernel)."""
@@ -397,7 +365,7 @@ class PyDriver:
             else:
                 name = f"s{base}_{j}"
                 args = ", ".join(env[u] for u in m.inputs)
-                self.src.line(f"{name} = np.{OPS[m.op].impl.__name__}({args})")
+                self.src.line(f"{name} = {self.ufunc_ref(m.op)}({args})")
                 env[m.out] = name
         for v, bv in zip(n.outputs, body.outputs):
             out = self.out(v)

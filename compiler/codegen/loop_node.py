@@ -17,7 +17,7 @@ overhead, a few microseconds per step (measured in benchmarks/loops.py).
 
 from __future__ import annotations
 
-from compiler.codegen.compile import compile_graph
+from compiler.codegen.compile import compile_graph, compile_numpy
 from compiler.codegen.driver import LOWER, PyDriver
 from compiler.codegen.prepare import lower_passes
 from compiler.ir.graph import Graph, Node
@@ -29,16 +29,19 @@ def _tuple(names: list[str]) -> str:
     return "(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")"
 
 
-def compile_body(body: Graph, stage: str):
-    """The body's compiled stage: the pipeline's lowering passes (route, fuse, pushdown,
-    schedule, buffers), then compiled like any stage."""
+def compile_body(body: Graph, stage: str, tier: str = "lazy"):
+    """The body's stage: the pipeline's lowering passes (route, fuse, pushdown, schedule,
+    buffers), then built like any stage on the enclosing driver's tier (NumPy calls on the
+    NumPy tier, so a loop's first call compiles nothing either)."""
     low = lower_passes(body, stage)
-    return compile_graph(low.graph, low.buffers, stage=stage)
+    if tier == "numpy":
+        return compile_numpy(low.graph, low.buffers, stage=stage)
+    return compile_graph(low.graph, low.buffers, stage=stage, eager=tier == "eager")
 
 
 def _scan(drv: PyDriver, n: Node) -> None:
     a = n.attrs
-    step = compile_body(a["body"], "scan step")
+    step = compile_body(a["body"], "scan step", drv.tier)
     lay = scan_layout(len(n.inputs), a["body"], a["n_consts"], a["n_carry"], a["save_every"])
     consts, carries, xs = lay.split_inputs([drv.mat(v) for v in n.inputs])
     outs = [drv.out(v) for v in n.outputs]
@@ -64,8 +67,8 @@ def _scan(drv: PyDriver, n: Node) -> None:
 
 def _while(drv: PyDriver, n: Node) -> None:
     a = n.attrs
-    cond = compile_body(a["cond"], "while cond")
-    body = compile_body(a["body"], "while body")
+    cond = compile_body(a["cond"], "while cond", drv.tier)
+    body = compile_body(a["body"], "while body", drv.tier)
     nk = a["n_consts"]
     ins = [drv.mat(v) for v in n.inputs]
     outs = [drv.out(v) for v in n.outputs]

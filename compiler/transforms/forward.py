@@ -19,7 +19,11 @@ from runtime.signature import signature_key
 
 
 def _compiled_jvp(
-    fun: Callable, has_aux: bool, backend: str | None, disable: Sequence[str]
+    fun: Callable,
+    has_aux: bool,
+    backend: str | None,
+    disable: Sequence[str],
+    compile: str | None = None,
 ) -> Callable:
     """The `jit` of `(primals, tangents) -> jvp(...)` for `fun`, one per function and options,
     so repeated calls reuse one compiled function per signature."""
@@ -29,9 +33,9 @@ def _compiled_jvp(
             return jvp_in_trace(fun, primals, tangents, has_aux)
 
         jvp_of.__name__ = f"jvp_of_{getattr(fun, '__name__', 'function')}"
-        return jit(jvp_of, backend=backend, disable=disable)
+        return jit(jvp_of, backend=backend, disable=disable, compile=compile)
 
-    return per_function(fun, ("jvp", has_aux, backend, tuple(disable)), make)
+    return per_function(fun, ("jvp", has_aux, backend, tuple(disable), compile), make)
 
 
 def jvp(
@@ -42,6 +46,7 @@ def jvp(
     has_aux: bool = False,
     backend: str | None = None,
     disable: Sequence[str] = (),
+    compile: str | None = None,
 ) -> tuple:
     """`(out, tangent_out)` of `fun` at `primals` along `tangents` (JAX's convention; with
     `has_aux`, `(out, tangent_out, aux)`). One tangent per primal, each with its primal's
@@ -51,7 +56,8 @@ def jvp(
     if not (isinstance(primals, (tuple, list)) and isinstance(tangents, (tuple, list))):
         check_tangents(fun, primals, tangents)  # raises the error that names which
     # the rest of the checks run when a new signature is traced (shapes and dtypes are in it)
-    return _compiled_jvp(fun, has_aux, backend, disable)(tuple(primals), tuple(tangents))
+    compiled = _compiled_jvp(fun, has_aux, backend, disable, compile)
+    return compiled(tuple(primals), tuple(tangents))
 
 
 def linearize(
@@ -60,6 +66,7 @@ def linearize(
     has_aux: bool = False,
     backend: str | None = None,
     disable: Sequence[str] = (),
+    compile: str | None = None,
 ) -> tuple:
     """`(out, f_jvp)` with `f_jvp(*tangents)` the JVP of `fun` at `primals` (JAX's
     convention; with `has_aux`, `(out, f_jvp, aux)`). The forward runs once and stores the
@@ -69,17 +76,25 @@ def linearize(
     if active_contexts():  # inside a transformation: both parts go into its trace
         out, f_jvp, aux, *_ = linearize_in_trace(fun, primals, has_aux)
         return (out, f_jvp, aux) if has_aux else (out, f_jvp)
-    key = ("linearize", has_aux, backend, tuple(disable))
-    lin = per_function(fun, key, lambda: _Linearize(fun, has_aux, backend, tuple(disable)))
+    key = ("linearize", has_aux, backend, tuple(disable), compile)
+    lin = per_function(fun, key, lambda: _Linearize(fun, has_aux, backend, tuple(disable), compile))
     return lin(primals)
 
 
 class _Linearize:
     """Two compiled stages per signature: forward (outputs and residuals) and linear."""
 
-    def __init__(self, fun: Callable, has_aux: bool, backend: str | None, disable: tuple) -> None:
+    def __init__(
+        self,
+        fun: Callable,
+        has_aux: bool,
+        backend: str | None,
+        disable: tuple,
+        compile: str | None = None,
+    ) -> None:
         self.fun, self.has_aux, self.backend, self.disable = fun, has_aux, backend, disable
-        self._forward = jit(self._traced_forward, backend=backend, disable=disable)
+        self.compile = compile
+        self._forward = jit(self._traced_forward, backend=backend, disable=disable, compile=compile)
         self._linear: dict[Any, Callable] = {}  # signature -> compiled linear stage
         self._traced: tuple | None = None  # (linear graph, wrt) of the last forward trace
         self._lock = threading.Lock()
@@ -92,7 +107,8 @@ class _Linearize:
         def run_linear(res: list, tangent_leaves: list) -> Any:
             return splice(linear, list(res) + list(tangent_leaves), "linearize")
 
-        return jit(run_linear, backend=self.backend, disable=self.disable), dyn, wrt
+        lin = jit(run_linear, backend=self.backend, disable=self.disable, compile=self.compile)
+        return lin, dyn, wrt
 
     def _traced_forward(self, primals: tuple) -> Any:
         out, _, aux, res, linear, wrt = linearize_in_trace(self.fun, primals, self.has_aux)

@@ -33,16 +33,19 @@ class _Jacobian:
         has_aux: bool,
         backend: str | None,
         disable: Sequence[str],
+        compile: str | None = None,
     ) -> None:
         if not callable(fun):
             raise TypeError(f"{name} expects a callable, got {type(fun).__name__}")
         self.__name__ = f"{name}({getattr(fun, '__name__', 'function')})"
         if name == "hessian":  # forward over reverse: the Jacobian of the gradient
-            fun = grad(fun, argnums, has_aux=has_aux, backend=backend, disable=disable)
+            fun = grad(
+                fun, argnums, has_aux=has_aux, backend=backend, disable=disable, compile=compile
+            )
         self.fun, self.name, self.has_aux = fun, name, has_aux
         self.single = isinstance(argnums, (int, np.integer))
         self.argnums = (int(argnums),) if self.single else tuple(int(a) for a in argnums)
-        self._jit = jit(self.traced, backend=backend, disable=disable)
+        self._jit = jit(self.traced, backend=backend, disable=disable, compile=compile)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._jit(*args, **kwargs)
@@ -81,8 +84,9 @@ def _maker(name: str) -> Callable:
         has_aux: bool = False,
         backend: str | None = None,
         disable: Sequence[str] = (),
+        compile: str | None = None,
     ) -> _Jacobian:
-        return _Jacobian(fun, name, argnums, has_aux, backend, disable)
+        return _Jacobian(fun, name, argnums, has_aux, backend, disable, compile)
 
     transform.__name__ = name
     return transform
@@ -107,13 +111,15 @@ hessian.__doc__ = (
 
 
 class _Hvp:
-    def __init__(self, fun: Callable, backend: str | None, disable: Sequence[str]) -> None:
+    def __init__(
+        self, fun: Callable, backend: str | None, disable: Sequence[str], compile: str | None
+    ) -> None:
         if not callable(fun):
             raise TypeError(f"hvp expects a callable, got {type(fun).__name__}")
         self.fun = fun
         self.__name__ = f"hvp({getattr(fun, '__name__', 'function')})"
-        self._grad = grad(fun, backend=backend, disable=disable)
-        self._jit = jit(self.traced, backend=backend, disable=disable)
+        self._grad = grad(fun, backend=backend, disable=disable, compile=compile)
+        self._jit = jit(self.traced, backend=backend, disable=disable, compile=compile)
 
     def __call__(self, x: Any, v: Any, *args: Any, **kwargs: Any) -> Any:
         return self._jit(x, v, *args, **kwargs)
@@ -129,7 +135,13 @@ class _Hvp:
         return jvp_in_trace(grad_at, (x,), (v,), False)[1]
 
 
-def hvp(fun: Callable, *, backend: str | None = None, disable: Sequence[str] = ()) -> _Hvp:
+def hvp(
+    fun: Callable,
+    *,
+    backend: str | None = None,
+    disable: Sequence[str] = (),
+    compile: str | None = None,
+) -> _Hvp:
     """`hvp(f)(x, v, *args)`: the Hessian of scalar `f` w.r.t. its first argument at `x`, times
     `v` (a pytree like `x`), without forming the Hessian; the signature scipy's `hessp=` calls."""
-    return _Hvp(fun, backend, disable)
+    return _Hvp(fun, backend, disable, compile)

@@ -82,7 +82,7 @@ def test_check_gradients_blames_the_backend_when_only_compiled_code_is_wrong(mon
 
     real_lower = pipeline.lower
 
-    def bad_lower(low, backend):  # a "backend" that flips the sign of the gradients
+    def bad_lower(low, backend, *a, **k):  # a "backend" that flips the sign of gradients
         fn = real_lower(low, "interpret")
         n_primal = low.graph.meta.get("n_primal_outputs", 1)
         return lambda *a: [o if i < n_primal else -o for i, o in enumerate(fn(*a))]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -228,9 +230,21 @@ def test_cli_bench_prints_a_table(tmp_path):
     assert "interpret" in out and "per call" in out and "MiB" in out
 
 
+@pytest.mark.compiled
 def test_cli_cache_info_and_clear(tmp_path):
     out = _ok(run_gradc(tmp_path, "cache", "info"))
     assert str(tmp_path / "gradc-cache") in out and "entries" in out
+    assert "modules   0 in the current folder" in out
+    code = (
+        "import numpy as np; from compiler import value_and_grad; "
+        "value_and_grad(lambda x: np.sum(np.sin(x) * x), compile='eager')(np.ones(5))"
+    )
+    env = subprocess_env(tmp_path)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    out = _ok(run_gradc(tmp_path, "cache", "info"))
+    mods = [line for line in out.splitlines() if line.startswith("  gradc_")]
+    assert len(mods) == 1 and "value_and_grad: python driver" in mods[0]
+    assert "njit functions compiled: k_" in mods[0]  # the fused loop's kernel, by name
     assert "removed" in _ok(run_gradc(tmp_path, "cache", "clear"))
 
 

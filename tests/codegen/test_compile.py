@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 
 from compiler import trace
@@ -23,6 +24,8 @@ from compiler.pipeline import lower_graph
 from tests.codegen.graphs import deep_joint, elementwise_graphs, joint
 from tests.codegen.util import assert_same, cache_dir  # noqa: F401  (fixture)
 from tests.passes.cases import mlp_loss
+
+pytestmark = pytest.mark.compiled  # about compiled code: GRADC_COMPILE=eager
 
 ROOT = Path(__file__).resolve().parents[2]
 

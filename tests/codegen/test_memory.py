@@ -28,6 +28,8 @@ from runtime.arena import Arena
 from tests.codegen.graphs import deep_args, deep_joint, deep_loss, logreg_shape_graph
 from tests.codegen.util import assert_same, cache_dir  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.compiled  # about compiled code: GRADC_COMPILE=eager
+
 # 64 x 64 = 4096 elements per layer value: loops run as kernels from the first call
 DEPTH, WIDTH, BATCH = 3, 64, 64
 

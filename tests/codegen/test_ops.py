@@ -1,4 +1,5 @@
-"""Every registry op through Numba codegen, alone and inside a fused node, vs the interpreter."""
+"""Every registry op through Numba codegen, alone and inside a fused node, vs the interpreter;
+and the two tiers (docs/tiers.md) against each other: NumPy calls vs compiled kernels."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from compiler.interpret import run_graph
 from compiler.ir import Builder, Graph, TensorType
 from compiler.pipeline import lower_graph
 from compiler.primitives import OPS, Kind
-from tests.codegen.util import assert_same, cache_dir  # noqa: F401  (fixture)
+from tests.codegen.util import assert_same, assert_ulp, cache_dir  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.compiled
 
 
 def one_node(name: str, args, attrs) -> Graph:
@@ -32,15 +35,20 @@ def wrapped(name: str, args, attrs) -> Graph:
 
 
 def _check(g: Graph, args) -> None:
-    # the samples are small, so by default their loops run as NumPy calls (the small-loop
-    # fallback): run them once that way and once through the compiled kernels
+    # once on the NumPy tier (every loop as NumPy calls, nothing compiled) and once through
+    # the compiled kernels (every small loop too): each against the interpreter, and the two
+    # tiers against each other within a few ulp
     want = run_graph(g, list(args))
-    for eager in (False, True):
-        fn = lower_graph(g, stage="test", eager=eager)
+    tiers = []
+    for compile in ("never", "eager"):
+        fn = lower_graph(g, stage="test", eager=True, compile=compile)
         got = fn(*args)
         assert len(got) == len(want)
         for a, e in zip(got, want):
             assert_same(a, e)
+        tiers.append(got)
+    for a, b in zip(*tiers):
+        assert_ulp(a, b)
 
 
 # loop ops have no samples (a body graph): tests/loops/ compiles them against the interpreter

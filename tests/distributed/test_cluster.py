@@ -24,8 +24,14 @@ N, D = 150, 4
 
 @pytest.fixture(scope="module")
 def client():
+    # workers compile eagerly, as the compile-once test needs (the suite's default is the
+    # NumPy tier, tests/conftest.py); the other tests here run the interpreter backend
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        env={"GRADC_COMPILE": "eager"},
     )
     c = Client(cluster)
     yield c
@@ -111,7 +117,7 @@ def test_distributed_compiled_ragged_chunks_compile_once_per_worker(client):
     # cache; chunk lengths 64/17 and then 50/9 must not produce a second compiled module
     X, t = _data(209, D)
     w = R.standard_normal(D + 1)
-    want_v, want_g = compiler.value_and_grad(logreg_mean)(w, X, t)
+    want_v, want_g = compiler.value_and_grad(logreg_mean, compile="eager")(w, X, t)
     before_mod, before_fn = _on_workers(client, cache_stats), _on_workers(client, cd.worker_stats)
     f = cd.value_and_grad(logreg_mean, reduce="mean")
     for chunks in [(64, 64, 64, 17), (64, 64, 64, 17), (50, 50, 50, 50, 9), (209,)]:

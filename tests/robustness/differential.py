@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -67,22 +68,29 @@ def configs(backend: str = "numba") -> list[Config]:
 
 @contextlib.contextmanager
 def kernels_always() -> Iterator[None]:
-    """Functions compiled inside run every loop as its Numba kernel, whatever its size.
+    """Functions transformed inside compile eagerly (GRADC_COMPILE=eager, docs/tiers.md) and
+    run every loop as its Numba kernel, whatever its size.
 
-    Normally a small loop runs as one NumPy call per op until its stage is hot, so small test
-    inputs would never reach the generated kernels (codegen's SMALL_LOOP threshold).
+    The test suite runs on the NumPy tier by default (tests/conftest.py); and a stage built
+    outside the pipeline runs a small loop as one NumPy call per op until it is hot, so small
+    test inputs would never reach the generated kernels (codegen's SMALL_LOOP threshold).
     """
     import compiler.codegen.driver as drv
 
     old = getattr(drv, "SMALL_LOOP", None)
-    if old is None:
-        yield
-        return
-    drv.SMALL_LOOP = 0
+    old_mode = os.environ.get("GRADC_COMPILE")
+    os.environ["GRADC_COMPILE"] = "eager"
+    if old is not None:
+        drv.SMALL_LOOP = 0
     try:
         yield
     finally:
-        drv.SMALL_LOOP = old
+        if old is not None:
+            drv.SMALL_LOOP = old
+        if old_mode is None:
+            del os.environ["GRADC_COMPILE"]
+        else:
+            os.environ["GRADC_COMPILE"] = old_mode
 
 
 def _tol(dtype: np.dtype) -> float:

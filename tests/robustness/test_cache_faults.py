@@ -61,7 +61,7 @@ CHILD = textwrap.dedent(
 def _run(tmp_path: Path, cache: Path | str, *flags: str) -> dict:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    env = dict(os.environ, PYTHONPATH=str(REPO), GRADC_CACHE_DIR=str(cache))
+    env = dict(os.environ, PYTHONPATH=str(REPO), GRADC_CACHE_DIR=str(cache), GRADC_COMPILE="eager")
     proc = subprocess.run(
         [sys.executable, str(script), *flags],
         env=env,

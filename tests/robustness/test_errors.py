@@ -72,6 +72,12 @@ def _jit(f, *args):
     return lambda: jit(f)(*args)
 
 
+def _with_env(name: str, value: str, fn: Callable[[], object]) -> object:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(name, value)
+        return fn()
+
+
 def _b(*types: TensorType):
     b = Builder()
     return b, [b.add_input(t) for t in types]
@@ -427,6 +433,12 @@ def _api_cases() -> list[Case]:
     return [
         Case(("compiler/api.py", "expects a callable"), lambda: grad(3), TypeError,
              "grad expects a callable, got int"),
+        Case(("compiler/pipeline.py", "unknown compile="),
+             lambda: grad(lambda x: np.sum(x), compile="later"), ValueError,
+             r"unknown compile='later'; choose one of \('background', 'eager', 'never'\)"),
+        Case(("compiler/pipeline.py", "is not a compile mode"),
+             lambda: _with_env("GRADC_COMPILE", "sometimes", lambda: jit(np.sin)), ValueError,
+             r"GRADC_COMPILE='sometimes' is not a compile mode; choose one of"),
         Case(("compiler/pipeline.py", "unknown backend"),
              lambda: grad(lambda x: np.sum(x), backend="gpu")(X), ValueError,
              r"unknown backend 'gpu'; choose one of \('numba', 'interpret'\)"),
@@ -821,7 +833,7 @@ def _trace_cases() -> list[Case]:
         # codegen's runtime index check: a traced index out of range raises, never reads
         # outside the array
         Case(("compiler/codegen/special.py", "index out of range"),
-             lambda: jit(lambda x, i: x[i])(X, np.array([1, 3])), IndexError,
+             lambda: jit(lambda x, i: x[i], compile="eager")(X, np.array([1, 3])), IndexError,
              "take: index out of range"),
     ]  # fmt: skip
 
@@ -1057,6 +1069,11 @@ CASES += loop_cases(Case)  # scan / while_loop (tests/loops/error_cases.py)
 # raise statements no user can reach (or that only guard gradc's own invariants), by
 # (file, fragment of the statement): reason
 INTERNAL = {
+    ("runtime/tier.py", "AttributeError(name)"): "the attribute protocol (__getattr__)",
+    (
+        "compiler/codegen/compile.py",
+        "no NumPy-tier module",
+    ): "invariant: compile_numpy interprets all-scalar graphs itself",
     ("compiler/__main__.py", "SystemExit"): "the CLI's exit status",
     ("compiler/docgen.py", "SystemExit"): "a build script's exit status",
     (

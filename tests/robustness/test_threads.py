@@ -171,7 +171,12 @@ PARALLEL_SCRIPT = textwrap.dedent(
 def test_threads_parallel_kernels_called_from_many_threads(tmp_path):
     """Numba's parallel kernels from 8 Python threads at once: no crash (a threading layer
     that is not thread-safe aborts the whole process, hence the subprocess), same answer."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), GRADC_CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        GRADC_CACHE_DIR=str(tmp_path / "cache"),
+        GRADC_COMPILE="eager",
+    )
     proc = subprocess.run(
         [sys.executable, "-c", PARALLEL_SCRIPT],
         env=env,
@@ -216,7 +221,7 @@ CHILD = textwrap.dedent(
 
 
 def _spawn(script: Path, cache: Path, args: list[str]) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO), GRADC_CACHE_DIR=str(cache))
+    env = dict(os.environ, PYTHONPATH=str(REPO), GRADC_CACHE_DIR=str(cache), GRADC_COMPILE="eager")
     return subprocess.Popen(
         [sys.executable, str(script), *args],
         env=env,

@@ -1,0 +1,87 @@
+"""A loop body as NumPy calls, one per op: the NumPy tier's loops (docs/tiers.md) and, on the
+compiled tier of a stage built outside the pipeline, a small loop until its stage is hot.
+
+NumPy broadcasts the operands as the kernel's index patterns would; a value computed only from
+broadcast operands may be smaller than its type, so a reduction gets it broadcast to full
+shape. Outputs are written by the op that computes them, into the planned buffers (an output
+overwrites an operand only in a single-output body, whose last op computes it); values inside
+the body are NumPy temporaries.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from compiler.codegen.loops import REDUCE_OPS
+from compiler.ir.graph import Graph, Node, Value
+from compiler.primitives import OPS
+
+if TYPE_CHECKING:  # the driver passes itself; imported for the annotation only
+    from compiler.codegen.driver import PyDriver
+
+REDUCE_FN = {"sum": "np.sum", "max": "np.max", "min": "np.min"}
+
+
+def is_ufunc(op: str) -> bool:
+    """Whether `op`'s reference implementation is a NumPy (or SciPy) ufunc."""
+    return isinstance(OPS[op].impl, np.ufunc)
+
+
+def loop_as_numpy_calls(
+    drv: PyDriver,
+    body: Graph,
+    args: list[str],
+    shapes: list[tuple[int, ...] | None],
+    consts: dict[Node, str],
+    outs: list[str],
+    tag: str,
+) -> None:
+    """Emit `body` on `drv` as NumPy calls reading `args` and writing `outs` (see above)."""
+    env: dict[Value, str] = dict(zip(body.inputs, args))
+    full = {b for b, sh in zip(body.inputs, shapes) if sh is not None and tuple(sh) == b.shape}
+    out_of = dict(zip(body.outputs, outs))
+    written: set[Value] = set()
+    line = drv.src.line
+    for j, m in enumerate(body.nodes):
+        if m.op == "broadcast_to":
+            env[m.out] = env[m.inputs[0]]
+            continue
+        if m.op in ("const", "full"):
+            env[m.out] = consts[m]
+            continue
+        a = [env[u] for u in m.inputs]
+        o = out_of.get(m.out)
+        t = o or f"{tag}{j}"
+        if m.op in REDUCE_OPS:
+            x = a[0]
+            if m.inputs[0] not in full:
+                x = f"np.broadcast_to({x}, {drv.shape_param(m.inputs[0].shape)})"
+            axis = drv.param(tuple(m.attrs["axis"]))
+            kd = bool(m.attrs["keepdims"])
+            fn = REDUCE_FN[m.op]
+            if o:
+                line(f"{fn}({x}, axis={axis}, keepdims={kd}, out={o})")
+            else:
+                line(f"{t} = {fn}({x}, axis={axis}, keepdims={kd})")
+        elif is_ufunc(m.op):
+            fn = drv.ufunc_ref(m.op)
+            if o:
+                line(f"{fn}({', '.join(a)}, out={o})")
+            else:
+                line(f"{t} = {fn}({', '.join(a)})")
+        else:  # the reference implementation (where, astype)
+            impl, attrs = drv.param(OPS[m.op].impl), drv.param(dict(m.attrs))
+            if o:
+                line(f"np.copyto({o}, {impl}({', '.join(a)}, **{attrs}), casting='unsafe')")
+            else:
+                line(f"{t} = {impl}({', '.join(a)}, **{attrs})")
+        env[m.out] = t
+        if o:
+            written.add(m.out)
+        if o or any(u in full and u.shape == m.out.shape for u in m.inputs):
+            full.add(m.out)
+    for bv, o in out_of.items():
+        if bv not in written:  # an input, constant or broadcast passed through
+            line(f"np.copyto({o}, {env[bv]}, casting='unsafe')")

@@ -1,0 +1,133 @@
+"""The background compiler: one daemon thread that builds compiled stages while their callers
+run on the NumPy tier (docs/tiers.md).
+
+A `Job` builds a stage's compiled callable (generate, load through the disk cache, which is
+where Numba is first imported) and calls it once on a copy of the first call's inputs, so
+every kernel the stage calls is compiled before the stage switches to it. Jobs run one at a
+time, in submission order: on two cores a second compiling thread would take the caller's
+core. A job that fails (a Numba error, a full disk, anything it raises) leaves its stage on
+the NumPy tier and logs one warning naming the stage and the reason; no result is lost,
+since the caller never waited for it.
+
+`GRADC_LOG=info` logs each job's start and end with what it compiled and how long it took.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("gradc")
+
+# While a job runs, the caller's thread waits at most this long for the interpreter lock each
+# time it wants it back from the compiling thread (Python's default is 5 ms, which made a
+# 50 us call take up to 5 ms; docs/tiers.md has the measurement).
+SWITCH_INTERVAL_S = 0.0005
+
+
+@dataclass
+class Job:
+    """Build `name`'s compiled stage, warm it up on `sample`, then `ready(fn)` or `failed(err)`."""
+
+    name: str
+    build: Callable[[], Callable[..., Any]]
+    sample: tuple
+    ready: Callable[[Callable[..., Any]], None]
+    failed: Callable[[BaseException], None]
+
+
+_queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
+_lock = threading.Lock()
+_worker: threading.Thread | None = None
+_idle = threading.Condition(_lock)
+_pending = 0
+_stats = {"submitted": 0, "compiled": 0, "failed": 0}
+
+
+def submit(job: Job) -> None:
+    """Queue `job` for the background thread (started on first use)."""
+    global _worker, _pending
+    with _lock:
+        _pending += 1
+        _stats["submitted"] += 1
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_run_forever, name="gradc-compile", daemon=True)
+            _worker.start()
+    _queue.put(job)
+
+
+def wait_idle(timeout: float | None = None) -> bool:
+    """Block until every submitted job has ended (or `timeout`); True when none is left."""
+    with _idle:
+        return _idle.wait_for(lambda: _pending == 0, timeout)
+
+
+def stats() -> dict[str, int]:
+    """Jobs submitted, compiled and failed in this process, and how many are still pending."""
+    with _lock:
+        return {**_stats, "pending": _pending}
+
+
+def _run_forever() -> None:
+    global _pending
+    while True:
+        job = _queue.get()
+        try:
+            _run(job)
+        finally:
+            with _idle:
+                _pending -= 1
+                _idle.notify_all()
+
+
+def _run(job: Job) -> None:
+    log.info("background compile of %s: started", job.name)
+    t0 = time.perf_counter()
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(min(old, SWITCH_INTERVAL_S))
+    try:
+        fn = job.build()
+        t_build = time.perf_counter() - t0
+        fn(*job.sample)  # compiles every kernel the stage calls, for these argument types
+    except BaseException as err:  # the caller stays on the NumPy tier, whatever happened
+        with _lock:
+            _stats["failed"] += 1
+        log.warning(
+            "background compile of %s failed (%s: %s); it keeps running on the NumPy tier",
+            job.name,
+            type(err).__name__,
+            err,
+        )
+        job.failed(err)
+        if not isinstance(err, Exception):
+            raise
+        return
+    finally:
+        sys.setswitchinterval(old)
+    total = time.perf_counter() - t0
+    with _lock:
+        _stats["compiled"] += 1
+    log.info(
+        "background compile of %s: ready in %.2f s (%s; codegen and load %.2f s, kernels "
+        "%.2f s); switching from the NumPy tier",
+        job.name,
+        total,
+        _describe(fn),
+        t_build,
+        total - t_build,
+    )
+    job.ready(fn)
+
+
+def _describe(fn: Any) -> str:
+    module = getattr(fn, "module", None)
+    kind = getattr(fn, "driver_kind", "compiled")
+    kernels = getattr(fn, "kernel_count", "?")
+    where = f", module {module.__name__}" if module is not None else ""
+    return f"{kind} driver, {kernels} njit functions{where}"

@@ -1,0 +1,240 @@
+"""Tiered execution (docs/tiers.md): the NumPy tier answers the first call, a background thread
+compiles, the stage switches; compile= and GRADC_COMPILE; faults keep the NumPy tier."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler import grad, jit, value_and_grad, vjp
+from compiler import pipeline as pl
+from compiler.codegen import CompiledStage
+from runtime import background
+from runtime.tier import TieredStage
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def mlp(p, x, y):
+    h = np.tanh(x @ p["W"] + p["b"])
+    return np.mean((h @ p["V"] - y) ** 2) + 0.1 * np.sum(np.exp(-(p["b"] ** 2)))
+
+
+def _data(batch=8):
+    rng = np.random.default_rng(0)
+    p = {"W": rng.normal(size=(3, 5)), "b": rng.normal(size=5), "V": rng.normal(size=(5, 1))}
+    return p, rng.normal(size=(batch, 3)), rng.normal(size=(batch, 1))
+
+
+def _same(got, want):
+    (v, g), (wv, wg) = got, want
+    assert v == pytest.approx(wv, rel=1e-12)
+    for k in wg:
+        np.testing.assert_allclose(g[k], wg[k], rtol=1e-11, atol=1e-13)
+
+
+def _stage(f) -> object:
+    (spec,) = f._cache.values()
+    return spec.fn
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADC_CACHE_DIR", str(tmp_path_factory.mktemp("tier_cache")))
+        yield
+
+
+def test_tier_import_compiler_does_not_import_numba():
+    code = (
+        "import sys, compiler; print(sorted(m for m in ('numba', 'llvmlite') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_tier_background_answers_on_numpy_then_switches(cache):
+    args = _data()
+    want = value_and_grad(mlp, backend="interpret")(*args)
+    f = value_and_grad(mlp, compile="background")
+    _same(f(*args), want)  # the first call: the NumPy tier
+    stage = _stage(f)
+    assert isinstance(stage, TieredStage)
+    assert stage.wait(120), stage.error
+    assert stage.tier == "compiled" and isinstance(stage.compiled, CompiledStage)
+    assert stage.compiled.driver_kind == "python" and stage.compiled.kernel_count > 0
+    for _ in range(3):  # the fast path now runs the compiled stage
+        _same(f(*args), want)
+
+
+def test_tier_vjp_switches_both_stages(cache):
+    x = np.linspace(-1.0, 1.0, 7)
+    ct = np.linspace(0.5, 2.0, 7)
+
+    def f(x):
+        return np.sin(x) * np.exp(x)
+
+    want = ct * (np.cos(x) * np.exp(x) + np.sin(x) * np.exp(x))
+    before = background.stats()
+    out, pull = vjp(f, x, compile="background")
+    np.testing.assert_allclose(out, f(x), rtol=1e-12)
+    np.testing.assert_allclose(pull(ct)[0], want, rtol=1e-12)  # the backward's first call
+    assert background.wait_idle(120)
+    after = background.stats()
+    assert after["compiled"] - before["compiled"] == 2  # forward and backward
+    assert after["failed"] == before["failed"]
+    out, pull = vjp(f, x, compile="background")  # both stages compiled now
+    np.testing.assert_allclose(out, f(x), rtol=1e-12)
+    np.testing.assert_allclose(pull(ct)[0], want, rtol=1e-12)
+
+
+def test_tier_never_and_eager(cache):
+    args = _data()
+    want = value_and_grad(mlp, backend="interpret")(*args)
+    never = value_and_grad(mlp, compile="never")
+    _same(never(*args), want)
+    stage = _stage(never)
+    assert isinstance(stage, CompiledStage) and stage.driver_kind == "numpy"
+    assert stage.kernel_count == 0 and "numba" not in stage.source
+    eager = value_and_grad(mlp, compile="eager")
+    _same(eager(*args), want)
+    assert _stage(eager).driver_kind == "python"
+
+
+def test_tier_compile_option_and_env_are_checked(monkeypatch):
+    with pytest.raises(ValueError, match=r"compile='later'.*background.*eager.*never"):
+        grad(mlp, compile="later")
+    monkeypatch.setenv("GRADC_COMPILE", "sometimes")
+    with pytest.raises(ValueError, match="GRADC_COMPILE='sometimes'"):
+        jit(np.sin)
+    monkeypatch.setenv("GRADC_COMPILE", "eager")
+    assert jit(np.sin).opts.compile == "eager"
+    assert jit(np.sin, compile="never").opts.compile == "never"  # the argument wins
+
+
+def test_tier_failed_compile_keeps_numpy_tier_and_warns_once(cache, monkeypatch, caplog):
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pl, "compile_graph", broken)
+    args = _data(batch=6)
+    want = value_and_grad(mlp, backend="interpret")(*args)
+    f = value_and_grad(mlp, compile="background")
+    with caplog.at_level(logging.WARNING, logger="gradc"):
+        _same(f(*args), want)
+        stage = _stage(f)
+        assert not stage.wait(60)
+        for _ in range(3):
+            _same(f(*args), want)
+    assert isinstance(stage.error, OSError) and stage.tier == "numpy"
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1
+    msg = warned[0].getMessage()
+    assert "value_and_grad(mlp)" in msg and "No space left on device" in msg
+    assert "NumPy tier" in msg
+
+
+def test_tier_two_threads_during_the_switch_get_right_results(cache, monkeypatch):
+    real = pl.compile_graph
+    started = threading.Event()
+
+    def slow_build(*a, **k):  # a compile that takes a while, so calls straddle the switch
+        started.set()
+        time.sleep(0.3)
+        return real(*a, **k)
+
+    monkeypatch.setattr(pl, "compile_graph", slow_build)
+    rng = np.random.default_rng(3)
+    inputs = [_data(batch=9) for _ in range(2)]
+    inputs = [({k: v + rng.normal(size=v.shape) for k, v in p.items()}, x, y) for p, x, y in inputs]
+    wants = [value_and_grad(mlp, backend="interpret")(*a) for a in inputs]
+    f = value_and_grad(mlp, compile="background")
+    f(*inputs[0])
+    stage = _stage(f)
+    assert started.wait(60)
+    errors, tiers = [], set()
+
+    def worker(k):
+        try:
+            deadline = time.perf_counter() + 60
+            while time.perf_counter() < deadline:
+                tier = stage.tier
+                _same(f(*inputs[k]), wants[k])
+                tiers.add(tier)
+                if tier == "compiled":
+                    for _ in range(20):
+                        _same(f(*inputs[k]), wants[k])
+                    return
+        except BaseException as err:  # reported in the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert stage.wait(1) and tiers == {"numpy", "compiled"}
+
+
+def test_tier_logs_start_and_end_of_a_background_compile(cache, caplog):
+    f = jit(lambda x: np.cos(x) * x + 1.0, compile="background")
+    x = np.linspace(0.0, 1.0, 11)
+    with caplog.at_level(logging.INFO, logger="gradc"):
+        np.testing.assert_allclose(f(x), np.cos(x) * x + 1.0, rtol=1e-12)
+        assert background.wait_idle(120)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "background compile of jit(<lambda>): started" in text
+    assert "background compile of jit(<lambda>): ready in" in text and "njit" in text
+
+
+EXIT_CHILD = textwrap.dedent(
+    """
+    import os, sys, numpy as np
+    from compiler import value_and_grad
+    from runtime import background
+    def loss(w, x):
+        return np.sum(np.tanh(x * w) ** 2 + np.sin(w))
+    f = value_and_grad(loss, compile=sys.argv[1])
+    v, g = f(np.linspace(0.1, 1.0, 50), np.linspace(-1.0, 1.0, 50))
+    print(repr(float(v)), flush=True)
+    if sys.argv[1] == "background":
+        import time; time.sleep(0.8)
+        os._exit(0)  # mid-compile: the background thread dies with the process
+    """
+)
+
+
+def test_tier_exit_during_a_background_compile_leaves_no_partial_entry(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(EXIT_CHILD)
+    env = dict(os.environ, PYTHONPATH=str(REPO), GRADC_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run(mode):
+        proc = subprocess.run(
+            [sys.executable, str(script), mode], env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    first = run("background")
+    leftovers = [p.name for p in (tmp_path / "cache").rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers
+    second = run("eager")  # loads whatever the first process left, compiles the rest
+    assert first.stdout.split()[0] == second.stdout.split()[0]
+    assert "CacheWarning" not in second.stderr
