@@ -18,9 +18,16 @@ from workloads import Workload, tree_flatten, tree_unflatten
 
 
 class Runner:
-    def __init__(self, call: Callable[[], Any], to_numpy: Callable[[Any], tuple[float, Any]]):
+    def __init__(
+        self,
+        call: Callable[[], Any],
+        to_numpy: Callable[[Any], tuple[float, Any]],
+        settle: Callable[[], None] | None = None,
+    ):
         self.call = call
         self._to_numpy = to_numpy
+        # gradc: wait for the background compile (the steady state is the compiled tier)
+        self.settle = settle
 
     def call_numpy(self) -> tuple[float, Any]:
         return self._to_numpy(self.call())
@@ -89,8 +96,12 @@ class GradcFramework(Framework):
 
     def prepare(self, w, params, data):
         fn = self.function(w)
+        from runtime import background
+
         return Runner(
-            lambda: fn(params, *data), lambda out: (float(out[0]), _as_numpy_tree(out[1]))
+            lambda: fn(params, *data),
+            lambda out: (float(out[0]), _as_numpy_tree(out[1])),
+            settle=background.wait_idle,
         )
 
 

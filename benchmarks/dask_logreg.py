@@ -122,7 +122,7 @@ def main(rows: int, repeat: int, chunk_counts: list[int]) -> None:
     theta = 0.1 * np.random.default_rng(2).standard_normal(D + 1)
     chunk_rows = -(-rows // chunk_counts[0])
     table, notes, sweep, tiny = [], [], [], {}
-    single = value_and_grad(loss)
+    single = value_and_grad(loss, compile="eager")  # steady state: compiled code
     for workers in (1, 2):
         with (
             LocalCluster(
@@ -132,7 +132,7 @@ def main(rows: int, repeat: int, chunk_counts: list[int]) -> None:
         ):
             Xd, td = make_data(client, rows, chunk_rows)
             X, t = dask.compute(Xd, td)
-            f = distributed.value_and_grad(loss, reduce="mean")
+            f = distributed.value_and_grad(loss, reduce="mean", compile="eager")
             calls = {
                 "gradc, single process": (single, (theta, X, t)),
                 "NumPy by hand, single process": (numpy_vg, (theta, X, t)),

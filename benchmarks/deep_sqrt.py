@@ -32,7 +32,7 @@ from compiler import value_and_grad  # noqa: E402
 
 def build(memory: str | None, params, data) -> dict:
     """Compile one policy; its intermediates' bytes, its plan and its gradients."""
-    f = value_and_grad(deep_loss, memory=memory)
+    f = value_and_grad(deep_loss, memory=memory, compile="eager")  # steady: compiled
     out = f(params, *data)  # compile
     f(params, *data)
     tracemalloc.start()

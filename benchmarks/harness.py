@@ -40,8 +40,9 @@ def _time_n(fn, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def bench(fn, repeat: int, min_sample_s: float) -> tuple[float, float]:
-    """(first call s, median s per call at steady state).
+def bench(fn, repeat: int, min_sample_s: float, settle=None) -> tuple[float, float, float]:
+    """(first call s, median s per call at steady state, s from the first call until
+    `settle()` returned: gradc's background compile, docs/tiers.md; 0 without one).
 
     Two warm-up calls, then each sample loops enough calls to last ``min_sample_s``, so that
     microsecond calls are not dominated by timer resolution. GC is off while sampling, as in
@@ -51,6 +52,10 @@ def bench(fn, repeat: int, min_sample_s: float) -> tuple[float, float]:
     fn()
     first = time.perf_counter() - t0
     fn()
+    settled = 0.0
+    if settle is not None:
+        settle()
+        settled = time.perf_counter() - t0
     n = 1
     while True:
         t = _time_n(fn, n)
@@ -64,7 +69,7 @@ def bench(fn, repeat: int, min_sample_s: float) -> tuple[float, float]:
     finally:
         if gc_was_enabled:
             gc.enable()
-    return first, statistics.median(samples)
+    return first, statistics.median(samples), settled
 
 
 def peak_bytes(fn) -> int:
@@ -234,9 +239,15 @@ def measure_workload(w: Workload, fws: dict, args, cache_root: Path | None, rep:
         try:
             runner = fw.prepare(w, params, data)
             if runner is not None:
-                row["first"][fname], row["time"][fname] = bench(
-                    runner.call, args.repeat, min_sample
+                row["first"][fname], row["time"][fname], settled = bench(
+                    runner.call, args.repeat, min_sample, runner.settle
                 )
+                if runner.settle is not None:
+                    rep.notes.append(
+                        f"`{w.name}`: gradc's background compile was done {settled:.2f} s "
+                        "after its first call (calls until then ran on the NumPy tier); the "
+                        "steady column is measured after it"
+                    )
                 runners[fname] = runner
         except Exception as exc:  # noqa: BLE001
             row["time"][fname] = rep.error(f"{w.name} {fname}", exc)
@@ -278,7 +289,9 @@ def mlp_new_batch(w: Workload, row: dict, fws: dict, args, rep: Report) -> None:
             continue
         try:
             runner = fws[fname].prepare(w, params, data)
-            first, steady = bench(runner.call, args.repeat, 0.01 if args.quick else 0.1)
+            first, steady, _ = bench(
+                runner.call, args.repeat, 0.01 if args.quick else 0.1, runner.settle
+            )
             parts.append(f"{fname} first call {first * 1e3:,.1f} ms, steady {fmt_us(steady)} µs")
         except Exception as exc:  # noqa: BLE001
             parts.append(f"{fname} " + rep.error(f"{w.name} batch {batch} {fname}", exc))

@@ -42,7 +42,7 @@ def _one(variant: str, steps: int) -> dict:
     from compiler import value_and_grad
 
     params, (xs, h0, target) = rnn_make(np.random.default_rng(0), steps=steps)
-    fn = value_and_grad(rnn_scan if variant == "scan" else rnn_loss)
+    fn = value_and_grad(rnn_scan if variant == "scan" else rnn_loss, compile="eager")
     t0 = time.perf_counter()
     v, g = fn(params, xs, h0, target)
     first = time.perf_counter() - t0

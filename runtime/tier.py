@@ -70,7 +70,10 @@ class TieredStage:
         return "numpy" if self.compiled is None else "compiled"
 
     def _first_call(self, *flat: Any) -> list:
-        out = self.numpy(*flat)  # raises for bad input before anything is compiled for it
+        numpy = self.numpy
+        if numpy is None:  # switched (and the NumPy tier dropped) since this call began
+            return self.current(*flat)
+        out = numpy(*flat)  # raises for bad input before anything is compiled for it
         with self._lock:
             if not self._submitted:
                 self._submitted = True
@@ -83,6 +86,7 @@ class TieredStage:
         with self._lock:
             self.compiled = fn
             self.current = fn
+            self.numpy = None  # its arena's buffers go once the calls in flight on it end
             listeners = list(self._listeners)
         for cb in listeners:
             cb(fn)

@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--time", type=float, default=1.0, metavar="S", help="seconds per backend")
     p.add_argument("--warm", action="store_true", help="keep the disk cache for the first call")
+    p.add_argument(
+        "--compile",
+        default="eager",
+        choices=("eager", "background", "never"),
+        help="numba's compile mode (default eager: the first call includes the compile; "
+        "background: it runs on the NumPy tier, docs/tiers.md)",
+    )
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("cache", parents=[common], help="the compiled-module cache")
@@ -192,6 +199,7 @@ def _cmd_bench(ns: argparse.Namespace) -> int:
         ns.disable,
         budget_s=ns.time,
         cold=not ns.warm,
+        compile=ns.compile,
     )
     print(format_results(results))
     return 0

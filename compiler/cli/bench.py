@@ -55,9 +55,9 @@ def _cold_cache(cold: bool) -> Iterator[None]:
 
 
 def _caller(
-    target: Target, mode: str, backend: str, disable: Sequence[str]
+    target: Target, mode: str, backend: str, disable: Sequence[str], compile: str = "eager"
 ) -> Callable[[], object]:
-    t = transform(target, mode, disable, backend)
+    t = transform(target, mode, disable, backend, compile=compile)
     args = target.args
     if mode != "vjp":
         return lambda: t(*args)
@@ -95,13 +95,14 @@ def bench(
     budget_s: float = 1.0,
     max_calls: int = 10_000,
     cold: bool = True,
+    compile: str = "eager",
 ) -> list[BenchResult]:
     """Benchmark each backend (plus NumPy's own forward run as a reference)."""
     results = []
     for backend in backends:
         try:
             with _cold_cache(cold and backend == "numba"):
-                fn = _caller(target, mode, backend, disable)
+                fn = _caller(target, mode, backend, disable, compile)
                 t0 = time.perf_counter()
                 with slow(f"bench: first call on {backend} (trace + compile)"):
                     fn()

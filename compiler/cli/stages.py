@@ -54,17 +54,31 @@ class Section:
 
 
 def transform(
-    target: Target, mode: str, disable: Sequence[str], backend: str, memory: str | None = None
+    target: Target,
+    mode: str,
+    disable: Sequence[str],
+    backend: str,
+    memory: str | None = None,
+    compile: str | None = None,
 ) -> _Transform:
     """The API transform a command line describes (`vjp` as a reusable transform)."""
     if mode not in MODES:
         raise UsageError(f"unknown --mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode in _JIT_OF:  # the traced graph's first lines say which mode jacobian chose
-        fun = _JIT_OF[mode](target.fun, target.argnums, backend=backend, disable=disable)
-        return _Transform(fun, "jit", 0, False, backend, tuple(disable))
+        fun = _JIT_OF[mode](
+            target.fun, target.argnums, backend=backend, disable=disable, compile=compile
+        )
+        return _Transform(fun, "jit", 0, False, backend, tuple(disable), compile=compile)
     try:
         return _Transform(
-            target.fun, mode, target.argnums, False, backend, tuple(disable), memory=memory
+            target.fun,
+            mode,
+            target.argnums,
+            False,
+            backend,
+            tuple(disable),
+            memory=memory,
+            compile=compile,
         )
     except ValueError as exc:  # an unknown --disable name
         raise UsageError(str(exc)) from None

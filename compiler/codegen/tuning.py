@@ -20,7 +20,11 @@ PARALLEL_MIN_LIBM = 1 << 14
 # calls, or at once when the kernel is already compiled in this process (see compile.py).
 # The mlp's softmax cross-entropy head (6 bodies on 256 x 10) compiles nothing on its first
 # call that way, and switches after ~10-40 thousand calls; 64 residual layers of a small
-# width share one backward kernel, which switches after a few hundred.
+# width share one backward kernel, which switches after a few hundred. The switch compiled
+# on the caller's call (0.85-2.8 s, not 0.2 s, on a loaded 2-core machine), so the pipeline
+# no longer uses it: its NumPy tier is the rent, and its compiled tier, built in the
+# background, binds every small loop to its kernel (docs/tiers.md). This rule remains for
+# stages built outside the pipeline (`compile_graph(eager=False)`: tools and tests).
 SMALL_LOOP = 1 << 12
 COMPILE_S = 0.2
 OP_S = 1.5e-6

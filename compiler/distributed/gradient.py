@@ -28,7 +28,7 @@ import optree
 
 from compiler.distributed.layout import Layout, batch_layout
 from compiler.distributed.shipping import Options, RemoteLoss, count_chunk, ship
-from compiler.pipeline import BACKENDS
+from compiler.pipeline import BACKENDS, COMPILE_MODES
 from compiler.plan import Policy
 
 REDUCTIONS = ("sum", "mean")
@@ -167,14 +167,17 @@ def value_and_grad(
     disable: Sequence[str] = (),
     memory: str | None = None,
     memory_budget: int | None = None,
+    compile: str | None = None,
 ) -> DaskValueAndGrad:
     """`value_and_grad(loss)(params, X, y)` with X, y Dask arrays chunked along axis 0: the
     whole dataset's value and gradient, each chunk computed by compiled code on a worker."""
     argnums = _check_argnums(argnums)
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if compile is not None and compile not in COMPILE_MODES:
+        raise ValueError(f"unknown compile={compile!r}; choose one of {COMPILE_MODES}")
     Policy(memory=memory, memory_budget=memory_budget)  # checked here, not on every worker
-    options = Options(argnums, backend, tuple(disable), memory, memory_budget)
+    options = Options(argnums, backend, tuple(disable), memory, memory_budget, compile)
     return DaskValueAndGrad(fun, argnums, reduce, split_every, client, options)
 
 

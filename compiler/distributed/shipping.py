@@ -35,6 +35,7 @@ class Options:
     disable: tuple[str, ...]
     memory: str | None
     memory_budget: int | None
+    compile: str | None = None  # None: the worker's GRADC_COMPILE, else background
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class RemoteLoss:
             disable=o.disable,
             memory=o.memory,
             memory_budget=o.memory_budget,
+            compile=o.compile,
         )
 
 

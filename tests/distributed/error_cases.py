@@ -52,6 +52,8 @@ def distributed_cases(case: type) -> list:
              ValueError, "reduce='max'; choose 'sum'"),
         case((GRADIENT, "split_every={split_every!r}"),
              lambda: cd.value_and_grad(_loss, split_every=0), ValueError, "split_every=0 must"),
+        case((GRADIENT, "unknown compile="), lambda: cd.value_and_grad(_loss, compile="soon"),
+             ValueError, "unknown compile='soon'; choose one of"),
         case((GRADIENT, "unknown backend"), lambda: cd.value_and_grad(_loss, backend="gpu"),
              ValueError, "unknown backend 'gpu'"),
         case((GRADIENT, "argnums must be an int"), lambda: cd.value_and_grad(_loss, argnums=1.5),
