@@ -110,11 +110,19 @@ class _Transform:
         )
         spec.single = self.single
         spec.fast = None if debug_nans.ENABLED else self._fast_assembler(spec)
-        if spec.fast is not None and isinstance(spec.fn, TieredStage):
-            # the compiled tier may offer a faster path (the all-scalar raw body): rebuild it
-            spec.fn.on_switch(lambda _fn: setattr(spec, "fast", self._fast_assembler(spec)))
+        if isinstance(spec.fn, TieredStage):
+            spec.fn.on_switch(functools.partial(self._switched, spec))
+        if isinstance(spec.bwd, TieredStage):
+            spec.bwd.on_switch(lambda fn: setattr(spec, "bwd", fn))
         spec.run = functools.partial(self._run, spec)
         return spec
+
+    def _switched(self, spec: Compiled, fn: Callable) -> None:
+        # the compiled tier is ready (docs/tiers.md): call it with no indirection from now
+        # on, and rebuild the fast path (for an all-scalar stage: its raw njit body)
+        spec.fn = fn
+        if spec.fast is not None:
+            spec.fast = self._fast_assembler(spec)
 
     def _run(self, spec: Compiled, flat: list) -> Any:
         if spec.draws:  # random draws inside the function: fresh from the real generators
@@ -129,8 +137,6 @@ class _Transform:
         if self.mode not in ("grad", "value_and_grad") or self.has_aux or spec.draws:
             return None
         stage = spec.fn
-        if isinstance(stage, TieredStage) and stage.compiled is not None:
-            stage = stage.compiled  # switched: call the compiled stage with no indirection
         raw = None if isinstance(stage, TieredStage) else getattr(stage, "raw", None)
         final = spec.stages.lowered[0].graph
         # plain scalars out of the all-scalar kernel fit only when every gradient is a float
