@@ -294,9 +294,9 @@ class PyDriver:
             else:
                 params.append(self.param(np.dtype(p.attrs["dtype"]).type(p.attrs["fill"])))
         outs = [self.out(v) for v in n.outputs]
-        tag = f"t{self.index[n.outputs[0]]}_"
+        tag, consts = f"t{self.index[n.outputs[0]]}_", dict(zip(k.params, params))
         if self.tier == "numpy":
-            self.small_loop(body, args, shapes, dict(zip(k.params, params)), outs, tag)
+            loop_as_numpy_calls(self, body, args, shapes, consts, outs, tag)
             return
         self.kernels[k.name] = k.source
         call = args + params + outs
@@ -320,19 +320,7 @@ class PyDriver:
         with self.src.block(f"if calls > {after} or {size} >= {SMALL_LOOP}:"):
             self.src.line(f"{kname}({', '.join(call)})")
         with self.src.block("else:"):
-            self.small_loop(body, args, shapes, dict(zip(k.params, params)), outs, tag)
-
-    def small_loop(
-        self,
-        body: Graph,
-        args: list[str],
-        shapes: list[tuple[int, ...] | None],
-        consts: dict[Node, str],
-        outs: list[str],
-        tag: str,
-    ) -> None:
-        """A loop body as NumPy calls, one per op (`numpy_calls.loop_as_numpy_calls`)."""
-        loop_as_numpy_calls(self, body, args, shapes, consts, outs, tag)
+            loop_as_numpy_calls(self, body, args, shapes, consts, outs, tag)
 
     def ufunc(self, n: Node) -> None:
         """`np.<op>(*inputs, out=...)`: NumPy's SIMD loop, broadcasting lazy inputs itself."""
