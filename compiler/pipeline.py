@@ -177,7 +177,10 @@ def lower(
     if compile == "never":
         return _numpy_tier(low, what)
     if compile == "background":
-        return TieredStage(what, _numpy_tier(low, what), lambda: _compiled_tier(low, what, True))
+        nodes = low.graph.nodes
+        detail = f"{len(nodes)} nodes, {sum(n.op == 'fused' for n in nodes)} fused loops"
+        build = lambda: _compiled_tier(low, what, True)  # noqa: E731
+        return TieredStage(what, _numpy_tier(low, what), build, detail)
     return _compiled_tier(low, what, eager)
 
 

@@ -40,6 +40,7 @@ class Job:
     sample: tuple
     ready: Callable[[Callable[..., Any]], None]
     failed: Callable[[BaseException], None]
+    detail: str = ""  # what it compiles, for the log (e.g. "14 nodes")
 
 
 _queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
@@ -87,7 +88,7 @@ def _run_forever() -> None:
 
 
 def _run(job: Job) -> None:
-    log.info("background compile of %s: started", job.name)
+    log.info("background compile of %s: started%s", job.name, f" ({job.detail})" * bool(job.detail))
     t0 = time.perf_counter()
     old = sys.getswitchinterval()
     sys.setswitchinterval(min(old, SWITCH_INTERVAL_S))

@@ -46,11 +46,15 @@ class TieredStage:
         "_done",
         "_listeners",
         "_submitted",
+        "_detail",
         "__weakref__",
     )
 
-    def __init__(self, name: str, numpy: Stage, build: Callable[[], Stage]) -> None:
+    def __init__(
+        self, name: str, numpy: Stage, build: Callable[[], Stage], detail: str = ""
+    ) -> None:
         self.name = name
+        self._detail = detail  # what the compile covers, for the log
         self.numpy = numpy
         self.compiled: Stage | None = None
         self.error: BaseException | None = None
@@ -79,7 +83,8 @@ class TieredStage:
                 self._submitted = True
                 if self.current == self._first_call:
                     self.current = self.numpy
-                submit(Job(self.name, self._build, sample_of(flat), self._switch, self._fail))
+                sample = sample_of(flat)
+                submit(Job(self.name, self._build, sample, self._switch, self._fail, self._detail))
         return out
 
     def _switch(self, fn: Stage) -> None:
