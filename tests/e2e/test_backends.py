@@ -13,6 +13,9 @@ from compiler import grad, jit, value_and_grad, vjp
 from tests.autodiff import test_mlp as mlp
 from tests.helpers import fd_grad
 
+# end to end through compiled code (the suite default is the NumPy tier, tests/conftest.py)
+pytestmark = pytest.mark.compiled
+
 ROOT = Path(__file__).resolve().parents[2]
 R = np.random.default_rng(17)
 

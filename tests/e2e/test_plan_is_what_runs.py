@@ -17,6 +17,9 @@ from compiler.cli.stages import render, stage_sections
 from compiler.cli.target import Target
 from tests.codegen.util import cache_dir  # noqa: F401  (fixture)
 
+# end to end through compiled code (the suite default is the NumPy tier, tests/conftest.py)
+pytestmark = pytest.mark.compiled
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
