@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from compiler.ir.graph import Builder, Graph, Node, Value, copy_into
 from compiler.passes.manager import register_pass
 from compiler.passes.route import routed
-from compiler.primitives import OPS, Kind, ScalarExpr
-from compiler.primitives.reduce import REDUCE_OPS
+from compiler.primitives import OPS, REDUCE_OPS, Lowering
 
 # Numba's compile time grows superlinearly with the size of one function: cap a group so a
 # kernel stays around a hundred statements.
@@ -32,12 +31,7 @@ MAX_GROUP = 48
 
 def _elementwise(n: Node) -> bool:
     d = OPS.get(n.op)
-    return (
-        d is not None
-        and d.kind is Kind.ELEMENTWISE
-        and isinstance(d.codegen, ScalarExpr)
-        and len(n.outputs) == 1
-    )
+    return d is not None and d.lowering is Lowering.SCALAR and len(n.outputs) == 1
 
 
 def _absorbable(n: Node) -> bool:
