@@ -12,9 +12,8 @@ from compiler.passes.rewrite import copy_node
 from compiler.primitives import OPS
 
 # Ops whose operands may be swapped without changing a single bit of the result (IEEE
-# addition and multiplication are commutative; max/min propagate NaN from either side):
-# the records' `commutative` flag. (Signed zeros are the exception NumPy makes for
-# maximum/minimum: maximum(0.0, -0.0) is -0.0, maximum(-0.0, 0.0) is 0.0.)
+# addition and multiplication are commutative): the records' `commutative` flag. maximum and
+# minimum are not: NumPy's maximum(0.0, -0.0) is -0.0 but maximum(-0.0, 0.0) is 0.0.
 COMMUTATIVE = frozenset(name for name, d in OPS.items() if d.commutative)
 
 

@@ -144,20 +144,20 @@ _binop(
     np.maximum,
     _max_vjp,
     _select_jvp(lambda x, y: x >= y),
-    "max({0}, {1}) if not ({0} != {0} or {1} != {1}) else ({0} + {1})",
+    "({0} if {0} > {1} else {1}) if not ({0} != {0} or {1} != {1}) else ({0} + {1})",
     binary_samples(separate=True),
     doc="to x where x >= y, else to y (ties go to x)",
-    comm=True,
+    comm=False,  # maximum(0.0, -0.0) is -0.0, maximum(-0.0, 0.0) is 0.0
 )
 _binop(
     "minimum",
     np.minimum,
     _min_vjp,
     _select_jvp(lambda x, y: x <= y),
-    "min({0}, {1}) if not ({0} != {0} or {1} != {1}) else ({0} + {1})",
+    "({0} if {0} < {1} else {1}) if not ({0} != {0} or {1} != {1}) else ({0} + {1})",
     binary_samples(separate=True),
     doc="to x where x <= y, else to y (ties go to x)",
-    comm=True,
+    comm=False,  # signed zeros, as maximum
 )
 
 
