@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from compiler.codegen.loops import REDUCE_OPS
 from compiler.ir.graph import Graph, Node, Value
-from compiler.primitives import OPS
+from compiler.primitives import OPS, REDUCE_OPS
 
 if TYPE_CHECKING:  # the driver passes itself; imported for the annotation only
     from compiler.codegen.driver import PyDriver
