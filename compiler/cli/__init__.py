@@ -182,6 +182,9 @@ def _cmd_check(ns: argparse.Namespace) -> int:
         disable=ns.disable,
         tol=ns.tol,
         seed=ns.seed,
+        # the compiled code, not the NumPy tier a single background-mode call would run,
+        # unless GRADC_COMPILE says otherwise (docs/tiers.md)
+        compile=None if os.environ.get("GRADC_COMPILE") else "eager",
     )
     print(report.format())
     return 0 if report.ok else 1

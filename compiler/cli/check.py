@@ -153,12 +153,16 @@ def check_gradients(
     disable: Sequence[str] = (),
     tol: float | None = None,
     seed: int = 0,
+    compile: str | None = None,
 ) -> CheckReport:
-    """Compare gradc's gradient of scalar `fun` at `args` with finite differences; localise."""
+    """Compare gradc's gradient of scalar `fun` at `args` with finite differences; localise.
+    `compile` (docs/tiers.md): "eager" checks compiled code, "never" the NumPy tier."""
     args = list(args)
     argnums = tuple(int(a) % len(args) for a in argnums)
     names = list(names) if names is not None else [f"arg{i}" for i in range(len(args))]
-    vg = value_and_grad(fun, argnums=argnums, backend=backend, disable=tuple(disable))
+    vg = value_and_grad(
+        fun, argnums=argnums, backend=backend, disable=tuple(disable), compile=compile
+    )
     with slow(f"check: compiling the gradient of {getattr(fun, '__name__', 'fun')}"):
         value, grads = vg(*args)
     f64 = _eager(fun, args)
