@@ -13,6 +13,7 @@ arena) are the Numba backend's; `backend="interpret"` runs the same lowered grap
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -27,6 +28,7 @@ from compiler.autodiff import vjp_graph
 from compiler.autodiff.custom import expand_custom
 from compiler.autodiff.inline import check_aux, differentiable_leaves
 from compiler.codegen import compile_graph, compile_numpy
+from compiler.codegen.helper import prefill
 from compiler.codegen.prepare import Keep, Lowered, lower_passes
 from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
@@ -46,6 +48,7 @@ LOWERING = ("route", "fuse", "pushdown", "schedule", "buffers")
 # returns, "never" stays on the NumPy tier
 COMPILE_MODES = ("background", "eager", "never")
 COMPILE_ENV_VAR = "GRADC_COMPILE"
+COMPILE_IN_ENV_VAR = "GRADC_COMPILE_IN"  # "thread" or "process" (docs/tiers.md)
 
 
 def default_backend() -> str:
@@ -179,9 +182,34 @@ def lower(
     if compile == "background":
         nodes = low.graph.nodes
         detail = f"{len(nodes)} nodes, {sum(n.op == 'fused' for n in nodes)} fused loops"
-        build = lambda: _compiled_tier(low, what, True)  # noqa: E731
+        build = functools.partial(_background_build, low, what, compile_in() == "process")
         return TieredStage(what, _numpy_tier(low, what), build, detail)
     return _compiled_tier(low, what, eager)
+
+
+def compile_in() -> str:
+    """Where a background compile runs: GRADC_COMPILE_IN, "thread" (default) or "process"."""
+    value = os.environ.get(COMPILE_IN_ENV_VAR, "").strip().lower() or "thread"
+    if value not in ("thread", "process"):
+        raise ValueError(
+            f"{COMPILE_IN_ENV_VAR}={value!r}: choose 'thread' (the default) or 'process'"
+        )
+    return value
+
+
+def _background_build(low: Lowered, what: str, helper: bool, sample: tuple) -> Callable:
+    # runs in the background compile thread (runtime/background.py); with a helper process,
+    # Numba compiles there and this thread only loads the result from the disk cache
+    if helper:
+        t0 = time.perf_counter()
+        ok = prefill(low, sample)
+        log.info(
+            "compile helper %s: %s in %.2f s",
+            what,
+            "compiled into the disk cache" if ok else "failed",
+            time.perf_counter() - t0,
+        )
+    return _compiled_tier(low, what, True)
 
 
 def _numpy_tier(low: Lowered, what: str) -> Callable[..., list]:

@@ -33,10 +33,11 @@ SWITCH_INTERVAL_S = 0.0005
 
 @dataclass
 class Job:
-    """Build `name`'s compiled stage, warm it up on `sample`, then `ready(fn)` or `failed(err)`."""
+    """Build `name`'s compiled stage (`build(sample)`), warm it up on `sample`, then
+    `ready(fn)` or `failed(err)`."""
 
     name: str
-    build: Callable[[], Callable[..., Any]]
+    build: Callable[[tuple], Callable[..., Any]]
     sample: tuple
     ready: Callable[[Callable[..., Any]], None]
     failed: Callable[[BaseException], None]
@@ -93,7 +94,7 @@ def _run(job: Job) -> None:
     old = sys.getswitchinterval()
     sys.setswitchinterval(min(old, SWITCH_INTERVAL_S))
     try:
-        fn = job.build()
+        fn = job.build(job.sample)
         t_build = time.perf_counter() - t0
         fn(*job.sample)  # compiles every kernel the stage calls, for these argument types
     except BaseException as err:  # the caller stays on the NumPy tier, whatever happened

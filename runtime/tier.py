@@ -1,7 +1,7 @@
 """A tiered stage: it answers at once on its NumPy tier and switches to compiled code when a
 background compile of the same graph and buffer plan is ready (docs/tiers.md).
 
-The stage is generic over "the compiled callable for a stage": `build()` returns any
+The stage is generic over "the compiled callable for a stage": `build(sample)` returns any
 `fn(*flat) -> list` (a Python driver over njit kernels, an njit driver). The switch is one
 attribute store (`current`), atomic under the GIL and in the free-threaded build; a call in
 flight finishes on the tier it started on. Each tier has its own buffer arena, so calls on
@@ -30,9 +30,9 @@ def sample_of(flat: tuple) -> tuple:
 class TieredStage:
     """`stage(*flat) -> list`: the NumPy tier until the compiled tier is ready, then that.
 
-    The first successful call submits the background compile (with a copy of its inputs, on
-    which the compiled stage is warmed up, so every kernel it calls is compiled before the
-    switch). A compile that fails leaves the stage on the NumPy tier for good.
+    The first successful call submits the background compile, `build(sample)` with a copy of
+    its inputs, on which the compiled stage is then warmed up, so every kernel it calls is
+    compiled before the switch. A compile that fails leaves the stage on the NumPy tier for good.
     """
 
     __slots__ = (
@@ -51,7 +51,7 @@ class TieredStage:
     )
 
     def __init__(
-        self, name: str, numpy: Stage, build: Callable[[], Stage], detail: str = ""
+        self, name: str, numpy: Stage, build: Callable[[tuple], Stage], detail: str = ""
     ) -> None:
         self.name = name
         self._detail = detail  # what the compile covers, for the log

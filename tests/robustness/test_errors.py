@@ -443,6 +443,10 @@ def _api_cases() -> list[Case]:
     return [
         Case(("compiler/api.py", "expects a callable"), lambda: grad(3), TypeError,
              "grad expects a callable, got int"),
+        Case(("compiler/pipeline.py", "choose 'thread' (the default) or 'process'"),
+             lambda: _with_env("GRADC_COMPILE_IN", "fibre",
+                               lambda: jit(np.sin, compile="background")(X)), ValueError,
+             r"GRADC_COMPILE_IN='fibre': choose 'thread' \(the default\) or 'process'"),
         Case(("compiler/pipeline.py", "unknown compile="),
              lambda: grad(lambda x: np.sum(x), compile="later"), ValueError,
              r"unknown compile='later'; choose one of \('background', 'eager', 'never'\)"),

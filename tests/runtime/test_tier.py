@@ -238,3 +238,31 @@ def test_tier_exit_during_a_background_compile_leaves_no_partial_entry(tmp_path)
     second = run("eager")  # loads whatever the first process left, compiles the rest
     assert first.stdout.split()[0] == second.stdout.split()[0]
     assert "CacheWarning" not in second.stderr
+
+
+def test_tier_helper_process_compiles_and_this_process_only_loads(tmp_path, monkeypatch):
+    from compiler.codegen import compile_stats
+
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRADC_COMPILE_IN", "process")
+    args = _data(batch=5)
+    before = compile_stats()
+
+    def mlp_helper(p, x, y):  # a function (and module) of its own: nothing compiled yet
+        return mlp(p, x, y) + 0.25 * np.sum(np.sin(p["V"]))
+
+    want = value_and_grad(mlp_helper, backend="interpret")(*args)
+    f = value_and_grad(mlp_helper, compile="background")
+    _same(f(*args), want)
+    stage = _stage(f)
+    assert stage.wait(300), stage.error
+    after = compile_stats()
+    assert after.compiled == before.compiled  # Numba compiled in the helper, not here
+    assert after.cache_hits > before.cache_hits
+    _same(f(*args), want)
+
+
+def test_tier_compile_in_is_checked(monkeypatch):
+    monkeypatch.setenv("GRADC_COMPILE_IN", "fibre")
+    with pytest.raises(ValueError, match="GRADC_COMPILE_IN='fibre'"):
+        value_and_grad(mlp, compile="background")(*_data())
