@@ -12,6 +12,12 @@ outside was produced *before the group's first member* (graph inputs, constants 
 count as produced at the start). The fused node then takes the place of its first member,
 everything it reads is already defined there, and everything that reads it comes later.
 Matrix products, indexing and views stay outside groups (BLAS and NumPy views do them best).
+
+Kernel identity: groups never cross a *chunk* boundary, and chunks are cut where the graph's
+local structure says so, never by counting from the start (see `chunks`). So the repeated
+steps of an unrolled loop fuse into the same groups step after step, their loop bodies render
+to the same text, and the kernel, named by that text's hash (`codegen/source.name_kernel`),
+compiles once however many steps there are.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from compiler.ir.graph import Builder, Graph, Node, Value, copy_into
+from compiler.passes.chunks import chunks
 from compiler.passes.manager import register_pass
 from compiler.passes.route import routed
 from compiler.primitives import OPS, Kind, ScalarExpr
@@ -68,6 +75,7 @@ class _Fuser:
             for u in n.inputs:
                 self.readers.setdefault(u, []).append(i)
         self.outputs = set(graph.outputs)
+        self.chunk = chunks(graph, MAX_GROUP)
 
     def pos(self, v: Value) -> int:
         """Where `v` is produced; -1 for inputs and for constants (which are hoisted)."""
@@ -123,6 +131,7 @@ class _Fuser:
             n = self.nodes[q]
             if (
                 q not in self.group_of
+                or self.chunk[q] != self.chunk[first]
                 or n.op in REDUCE_OPS
                 or n.out.shape != domain
                 or late in self.outputs
@@ -157,6 +166,7 @@ class _Fuser:
             if (
                 gr is not None
                 and gr.domain == n.out.shape
+                and self.chunk[gr.first] == self.chunk[i]
                 and self.nodes[j].op not in REDUCE_OPS
                 and all(gr is not c for c in cands)
             ):
@@ -203,6 +213,7 @@ class _Fuser:
         gr = self.group_of.get(j) if j is not None else None
         if (
             gr is not None
+            and self.chunk[gr.first] == self.chunk[i]
             and self.nodes[j].op not in REDUCE_OPS
             and gr.axes in (None, axes)
             and len(gr.members) < MAX_GROUP
