@@ -76,6 +76,7 @@ class _Fuser:
                 self.readers.setdefault(u, []).append(i)
         self.outputs = set(graph.outputs)
         self.chunk = chunks(graph, MAX_GROUP)
+        self._srcs: dict[int, list[tuple[Value, int]]] = {}
 
     def pos(self, v: Value) -> int:
         """Where `v` is produced; -1 for inputs and for constants (which are hoisted)."""
@@ -101,14 +102,24 @@ class _Fuser:
         i = self.prod.get(v)
         return i is not None and i in members and self.nodes[i].op not in REDUCE_OPS
 
+    def _sources(self, i: int) -> list[tuple[Value, int]]:
+        """(source, where it is produced) for each input of node i that a group reads: what
+        `_source` says, constants left out (computed once per node)."""
+        got = self._srcs.get(i)
+        if got is None:
+            got = []
+            for u in self.nodes[i].inputs:
+                src = self._source(u)
+                if src is not None:
+                    got.append((src, self.pos(src)))
+            self._srcs[i] = got
+        return got
+
     def _late_inputs(self, members: set[int], first: int):
         """Values the would-be group reads from outside that are produced at or after `first`."""
         for i in sorted(members):
-            for u in self.nodes[i].inputs:
-                src = self._source(u)
-                if src is None or self._internal(src, members):
-                    continue
-                if self.pos(src) >= first:
+            for src, at in self._sources(i):
+                if at >= first and not self._internal(src, members):
                     yield src
 
     def legal(self, members: set[int], first: int) -> bool:
