@@ -37,8 +37,9 @@ def _args():
     return rng.standard_normal(5), rng.standard_normal(5)
 
 
-def _compile(fun=_loss, args=None, opts=Options(backend="interpret")):
+def _compile(fun=_loss, args=None, opts=None):
     args = args or _args()
+    opts = opts or Options(backend="interpret")
     return compile(fun, Signature(args, {}, list(args)), Transform("value_and_grad"), opts)
 
 
