@@ -17,7 +17,10 @@ Two fresh processes per step count, each with an empty gradc cache:
   compiler` excluded), then the first call at a new size (the same structure: nothing may
   compile, so this is tracing, passes and codegen alone), and the kernel counts: `kernels`
   the distinct njit functions the stage's module defines (a serial and a parallel variant
-  per loop), `compiled` the specialisations Numba compiled (`compile_stats`).
+  per loop), `compiled` the specialisations Numba compiled (`compile_stats`); and the
+  steady-state call (best of 20).
+
+Each stage includes what it imports on first use (plan: networkx).
 
 The target (issue 12): the 100-step first call at most 1.5x the 20-step one.
 """
@@ -107,6 +110,11 @@ def _end_to_end(steps: int, size: int) -> dict:
     f(*args)
     first = time.perf_counter() - t0
     st = compile_stats()
+    steady = float("inf")
+    for _ in range(20):
+        t0 = time.perf_counter()
+        f(*args)
+        steady = min(steady, time.perf_counter() - t0)
     t0 = time.perf_counter()
     f(*_args(size + 8, seed=1))
     resize = time.perf_counter() - t0
@@ -114,6 +122,7 @@ def _end_to_end(steps: int, size: int) -> dict:
     return {
         "first": first,
         "resize": resize,
+        "steady": steady,
         "kernels": st.kernels,
         "compiled": st.compiled,
         "resize_compiled": again.compiled - st.compiled,
@@ -137,14 +146,15 @@ def table(steps: list[int], size: int) -> None:
     print(f"Euler integrator on {size} elements; seconds, each column a fresh process\n")
     print(
         "| steps | joint nodes | " + " | ".join(STAGES) + " | first call | new size | kernels "
-        "| compiled | compiled at new size |"
+        "| compiled | compiled at new size | steady ms |"
     )
-    print("|---" * (len(STAGES) + 7) + "|")
+    print("|---" * (len(STAGES) + 8) + "|")
     for n, (s, e) in rows.items():
         cells = " | ".join(f"{s[k]:.3f}" for k in STAGES)
         print(
             f"| {n} | {s['nodes']} | {cells} | {e['first']:.2f} | {e['resize']:.3f} "
-            f"| {e['kernels']} | {e['compiled']} | {e['resize_compiled']} |"
+            f"| {e['kernels']} | {e['compiled']} | {e['resize_compiled']} "
+            f"| {e['steady'] * 1e3:.2f} |"
         )
     if len(steps) > 1:
         a, b = rows[steps[0]][1]["first"], rows[steps[-1]][1]["first"]

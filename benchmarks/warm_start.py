@@ -150,9 +150,10 @@ def main() -> None:
     for name in ns.only:
         m = measure(name, ns.repeat, ns.default)
         total = m["import"] + m["first"]
+        hit = "yes" if m["stage_hit"] else "no"
         row = (
             f"| {name} | {m['import']:.3f} | {m['first']:.3f} | {total:.3f} "
-            f"| {total - total_floor:+.3f} | {m['compiled']} | {'yes' if m['stage_hit'] else 'no'} |"
+            f"| {total - total_floor:+.3f} | {m['compiled']} | {hit} |"
         )
         if ns.default:
             row += f" {m['default_first']:.3f} |"
