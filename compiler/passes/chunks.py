@@ -30,8 +30,7 @@ from collections import deque
 
 from compiler.ir.graph import Graph, Node, Value
 from compiler.passes.route import routed
-from compiler.primitives import OPS, Kind
-from compiler.primitives.reduce import REDUCE_OPS
+from compiler.primitives import CONST_OPS, OPS, REDUCE_OPS, Lowering
 
 WINDOW = 32  # positions per minimizer window: the longest segment between two anchors
 NEAR = 48  # an operand produced farther back is described by its op, not its distance
@@ -39,8 +38,8 @@ NEAR = 48  # an operand produced farther back is described by its op, not its di
 
 def _fusable(n: Node) -> bool:
     d = OPS.get(n.op)
-    elementwise = d is not None and d.kind is Kind.ELEMENTWISE and not routed(n)
-    return elementwise or n.op in REDUCE_OPS
+    scalar = d is not None and d.lowering is Lowering.SCALAR and not routed(n)
+    return scalar or n.op in REDUCE_OPS
 
 
 def _typical(counts: list[int]) -> int:
@@ -65,7 +64,7 @@ def signatures(graph: Graph) -> list[int]:
                 parts.append(f"i{inputs.get(u, -1)}")
                 continue
             src = graph.nodes[j]
-            if src.op in ("const", "full"):
+            if src.op in CONST_OPS:
                 parts.append("c")
             elif i - j <= NEAR:
                 parts.append(f"n{i - j}")
