@@ -6,7 +6,9 @@ the sha256 of
 - the traced graph, exactly (`compiler.ir.digest.exact_digest`: every constant's bytes, every
   float exactly, source locations);
 - `what` the pipeline makes of it: the transformation and the differentiated inputs;
-- the options the stages depend on (`disable`, `memory`, `memory_budget`);
+- the options the stages depend on (`disable`, `memory`, `memory_budget`), and the GRADC_*
+  environment (but the log, cache folder and compile mode) and NUMBA_DISABLE_JIT, so a mode
+  chosen by the environment never reads stages another mode made;
 - the build: gradc's version, every source file of `compiler/` and `runtime/` (path, size,
   modification time: an edited checkout never reuses stages its old code made), NumPy's
   version and Python's.
@@ -51,6 +53,9 @@ from runtime.version import VERSION
 log = logging.getLogger("gradc")
 
 ENV_VAR = "GRADC_STAGE_CACHE"
+# GRADC_* variables that cannot change what the passes decide (every other one is in the key:
+# a mode chosen by the environment, say a code-generation mode, may change the routing)
+_ENV_IGNORED = frozenset({"GRADC_LOG", "GRADC_CACHE_DIR", "GRADC_STAGE_CACHE", "GRADC_COMPILE"})
 
 
 @functools.cache
@@ -103,7 +108,13 @@ def stage_key(traced: Graph, what: tuple, options: Any) -> str | None:
     if digest is None:
         return None
     opts = (tuple(options.disable), options.memory, options.memory_budget)
-    return hashlib.sha256(f"{build_id()}|{digest}|{what!r}|{opts!r}".encode()).hexdigest()
+    env = sorted(
+        (k, v)
+        for k, v in os.environ.items()
+        if (k.startswith("GRADC_") and k not in _ENV_IGNORED) or k == "NUMBA_DISABLE_JIT"
+    )
+    text = f"{build_id()}|{digest}|{what!r}|{opts!r}|{env!r}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def cached_stages(

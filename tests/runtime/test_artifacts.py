@@ -141,3 +141,13 @@ def test_the_cache_switches_off(cache_root, monkeypatch):
     _compile()
     _compile()
     assert artifact_stats()["stored"] == 0 and artifact_stats()["hits"] == 0
+
+
+def test_the_key_names_the_environment_that_may_change_a_decision(cache_root, monkeypatch):
+    base = _compile().stages.traced
+    what, opts = ("grad", (0,)), Options(backend="interpret")
+    key = stage_key(base, what, opts)
+    monkeypatch.setenv("GRADC_LOG", "debug")  # changes no decision: the same key
+    assert stage_key(base, what, opts) == key
+    monkeypatch.setenv("GRADC_SOME_MODE", "off")  # might: another key
+    assert stage_key(base, what, opts) != key
