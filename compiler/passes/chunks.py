@@ -105,7 +105,7 @@ def chunks(graph: Graph, limit: int) -> list[int]:
     segs = [
         (a, b, sum(_fusable(nodes[k]) for k in range(a, b))) for a, b in zip(bounds, bounds[1:])
     ]
-    # the same number of segments in every chunk (as many of the largest as fit): so a loop's
+    # the same number of segments in every chunk (as many typical ones as fit): so a loop's
     # forward steps and its backward steps are packed alike, and every forward chunk meets
     # the backward chunks at the same place (which decides what `pushdown` moves)
     per = max(1, limit // max(1, _typical(sorted(c for _, _, c in segs))))
