@@ -285,17 +285,21 @@ class PyDriver:
             else:
                 args.append(d.name)
                 shapes.append(v.shape)
-        k = loop_kernel(body, shapes)
+        # the NumPy tier needs only the kernel's params (the body's constants and fills, in
+        # order), not its text: generating that is most of codegen's time on a large graph
+        numpy = self.tier == "numpy"
+        k = None if numpy else loop_kernel(body, shapes)
+        pnodes = [m for m in body.nodes if m.op in ("const", "full")] if k is None else k.params
         params = []
-        for p in k.params:
+        for p in pnodes:
             if p.op == "const":
                 arr = np.array(p.attrs["value"].array)  # writable: one Numba type for all
                 params.append(self.param(arr[()] if arr.ndim == 0 else arr))
             else:
                 params.append(self.param(np.dtype(p.attrs["dtype"]).type(p.attrs["fill"])))
         outs = [self.out(v) for v in n.outputs]
-        tag, consts = f"t{self.index[n.outputs[0]]}_", dict(zip(k.params, params))
-        if self.tier == "numpy":
+        tag, consts = f"t{self.index[n.outputs[0]]}_", dict(zip(pnodes, params))
+        if k is None:
             loop_as_numpy_calls(self, body, args, shapes, consts, outs, tag)
             return
         self.kernels[k.name] = k.source
