@@ -1,0 +1,89 @@
+"""float32 sums inside generated loop kernels accumulate in float64 (codegen/loops.py).
+
+Each case is large enough (>= SMALL_LOOP) that the driver runs the loop kernel, not NumPy's
+pairwise `np.sum`, and the test checks that a kernel ran. The reference is the float64 sum of
+the same float32 inputs, which a sequential float32 accumulator misses by ~1e-5 here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compiler import value_and_grad
+from compiler.codegen import compile_stats
+from compiler.codegen.tuning import SMALL_LOOP
+from compiler.ir import Builder, TensorType
+from compiler.passes.fuse import fuse
+from compiler.pipeline import lower_graph
+from tests.codegen.util import cache_dir  # noqa: F401  (fixture)
+
+N = 10**7
+
+
+@pytest.fixture(scope="module")
+def x32():
+    return np.random.default_rng(0).uniform(0.0, 1.0, N).astype(np.float32)
+
+
+def _kernel_runs() -> int:
+    s = compile_stats()
+    return s.compiled + s.cache_hits
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize(
+    "shape, axis",
+    [
+        ((N,), (0,)),  # one register, parfor reduction (parallel kernel)
+        ((4, N // 4), (1,)),  # a register per row
+        ((N // 4, 4), (0,)),  # accumulates across outer iterations: float64 scratch
+    ],
+)
+def test_f32_kernel_sum_within_1e6_of_float64(x32, shape, axis):
+    assert N // shape[-1] * shape[-1] >= SMALL_LOOP
+    b = Builder()
+    x = b.add_input(TensorType(shape, np.float32))
+    y = b.add("multiply", [x, b.add("add", [x, x])])  # fused with the sum: one loop kernel
+    g = fuse(b.build([b.add("sum", [y], {"axis": axis, "keepdims": False})]))
+    assert [n.op for n in g.nodes] == ["fused"]
+    fn = lower_graph(g, stage="test")
+    assert "np.float64(0)" in fn.source  # the float64 accumulator
+    xs = x32.reshape(shape)
+    before = _kernel_runs()
+    (out,) = fn(xs)
+    assert _kernel_runs() > before  # a kernel compiled (or loaded) and ran
+    assert out.dtype == np.float32
+    x64 = xs.astype(np.float64)
+    assert _rel(out, np.sum(2.0 * x64 * x64, axis=axis)) <= 1e-6
+
+
+def test_f32_fused_tanh_sum_and_its_gradient(x32):
+    vg = value_and_grad(lambda x: np.sum(np.tanh(x) * x))
+    v, g = vg(x32)
+    assert v.dtype == np.float32 and g.dtype == np.float32
+    x64 = x32.astype(np.float64)
+    t = np.tanh(x64)
+    assert _rel(v, np.sum(t * x64)) <= 1e-6
+    assert _rel(g, t + x64 * (1.0 - t * t)) <= 2e-6
+
+
+def test_f32_chain_gradient_matches_float64():
+    def chain(x):
+        a = np.tanh(x)
+        g = np.exp(-0.5 * x * x)
+        e = a * g + np.log1p(x * x) * np.sin(x)
+        f = e / (1.0 + g)
+        return np.sum(f * f + 0.1 * a)
+
+    x = np.random.default_rng(1).uniform(-2.0, 2.0, 1 << 20)
+    vg = value_and_grad(chain)
+    v64, g64 = vg(x.astype(np.float32).astype(np.float64))
+    v32, g32 = vg(x.astype(np.float32))
+    assert v32.dtype == np.float32 and g32.dtype == np.float32
+    assert _rel(v32, v64) <= 1e-6
+    assert _rel(g32, g64) <= 2e-6
