@@ -39,6 +39,8 @@ from compiler.codegen.tuning import COMPILE_S, OP_S, PARALLEL_MIN_LIBM
 from compiler.codegen.values import Fill, Mat
 from compiler.ir.graph import Graph, Node
 from compiler.plan.buffers import Buffers
+from compiler.primitives import CONST_OPS, Lowering
+from compiler.primitives.registry import ops_lowered
 
 # Work per call that one Python-driver op's overhead (OP_S) is weighed against. Measured on
 # the project machine (2-core EPYC, AVX2), single thread, steady state, in-cache operands:
@@ -53,7 +55,9 @@ MAX_OPS = 160
 
 log = logging.getLogger("gradc")
 
-_VIEW_OPS = ("reshape", "transpose", "broadcast_to", "const", "full", "slice")
+# ops with no arithmetic: views (reshape, transpose, slice, broadcast_to) and constants
+_VIEW_OPS = ops_lowered(Lowering.VIEW) | CONST_OPS
+_FREE = CONST_OPS | {"broadcast_to"}  # nothing at run time: names, params, index patterns
 
 
 class NotNjit(Exception):
@@ -68,7 +72,7 @@ def _work_s(n: Node) -> float:
         return FMA_S * n.out.type.size * k
     if n.op == "fused":
         body = n.attrs["body"]
-        ops = sum(m.op not in ("const", "full", "broadcast_to") for m in body.nodes)
+        ops = sum(m.op not in _FREE for m in body.nodes)
         size = max((v.type.size for m in body.nodes for v in m.inputs), default=1)
         return ELEM_OP_S * ops * size
     if n.op in _VIEW_OPS:
@@ -79,7 +83,7 @@ def _work_s(n: Node) -> float:
 
 def driver_ops(graph: Graph) -> int:
     """Ops the Python driver runs per call (views and constants cost ~nothing there)."""
-    return sum(n.op not in ("broadcast_to", "const", "full") for n in graph.nodes)
+    return sum(n.op not in _FREE for n in graph.nodes)
 
 
 def njit_rule(graph: Graph) -> bool:
@@ -167,7 +171,7 @@ class NjitDriver(PyDriver):
     def node(self, n: Node) -> None:
         if not n.outputs:
             return
-        if n.op not in ("const", "full", "broadcast_to"):
+        if n.op not in _FREE:
             self.comment(n)
         op = n.op
         if op == "fused" or is_elementwise(op) or op in REDUCE_OPS:
@@ -180,7 +184,7 @@ class NjitDriver(PyDriver):
             self.matmul(n)
         elif op in ("reshape", "transpose"):
             self.view(n)
-        elif op in ("broadcast_to", "const", "full"):
+        elif op in _FREE:
             LOWER[op](self, n)
         elif op == "slice":
             self.slice(n)
