@@ -1,8 +1,8 @@
 """The compiled driver for small array graphs (codegen/njit_driver.py).
 
-Each graph is compiled once (module-scoped) and its njit driver (`stage.compiled()`) is checked
-against the interpreter and against the Python driver of the same stage; gradients through
-the whole API are checked against central finite differences. No timing assertions.
+Each graph's njit driver (`stage.compiled()`, compiled on its first call) is checked against
+the interpreter and against the Python driver of the same stage; gradients through the whole
+API are checked against central finite differences. No timing assertions.
 """
 
 from __future__ import annotations
