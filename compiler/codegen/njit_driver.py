@@ -102,10 +102,10 @@ def njit_rule(graph: Graph) -> bool:
     if ops == 0 or ops > MAX_OPS:
         return False
     for n in graph.nodes:
-        if n.op not in _VIEW_OPS and max((v.type.size for v in n.outputs), default=0) > 0:
-            if any(v.type.size >= PARALLEL_MIN_LIBM for v in n.outputs + n.inputs):
-                if n.op != "matmul":
-                    return False
+        if n.op in _VIEW_OPS or n.op == "matmul":  # views cost nothing; BLAS runs either way
+            continue
+        if any(v.type.size >= PARALLEL_MIN_LIBM for v in (*n.inputs, *n.outputs)):
+            return False
     return ops * OP_S >= sum(_work_s(n) for n in graph.nodes)
 
 
