@@ -1,6 +1,6 @@
 """A SciPy client: the L-BFGS-B logistic-regression fit of `examples/logreg_scipy.py`, per solve.
 
-    python benchmarks/scipy_client.py [--repeat N] [--evals]
+    python benchmarks/scipy_client.py [--repeat N] [--threads N]
 
 Data: breast-cancer-shaped (569 samples, 30 standardised, correlated features, labels from a
 noisy logistic model); scikit-learn's copy of the real data set is used when it imports, so
@@ -30,7 +30,11 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "examples"), str(HERE)]
 from run import thread_env  # noqa: E402
 
 if __name__ == "__main__":
-    os.environ.update(thread_env(os.cpu_count() or 1))
+    # One BLAS thread by default: 569 x 30 matrix-vector products gain nothing from a second,
+    # and two OpenBLAS threads on the shared 2-core machine made some runs 100x slower for
+    # gradc and NumPy alike (194 ms per solve instead of 1.6 ms). --threads N to change it.
+    _n = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
+    os.environ.update(thread_env(int(_n)))
 
 import numpy as np  # noqa: E402
 from logreg_scipy import L2, loss  # noqa: E402
@@ -77,39 +81,45 @@ def solve(fun, X, t):
     return minimize(fun, np.zeros(X.shape[1] + 1), args=(X, t), jac=True, method="L-BFGS-B")
 
 
-def measure(fun, X, t, repeat: int) -> tuple[float, int, np.ndarray]:
-    """Median seconds per solve, evaluations per solve, and the solution."""
-    res = solve(fun, X, t)  # warm-up (and gradc's compile)
-    times = []
+def measure(funs: list, X, t, repeat: int) -> list[tuple[float, int, np.ndarray]]:
+    """Per function: median seconds per solve, evaluations per solve, and the solution.
+    The functions' solves alternate, so a change in the machine's load hits them alike."""
+    res = [solve(f, X, t) for f in funs]  # warm-up (and gradc's compile)
+    times: list[list[float]] = [[] for _ in funs]
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        res = solve(fun, X, t)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), res.nfev, res.x
+        for k, f in enumerate(funs):
+            t0 = time.perf_counter()
+            res[k] = solve(f, X, t)
+            times[k].append(time.perf_counter() - t0)
+    return [(statistics.median(ts), r.nfev, r.x) for ts, r in zip(times, res)]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=21)
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     args = p.parse_args(argv)
     X, t = breast_cancer_like()
     vg = value_and_grad(loss)
-    first = measure(vg, X, t, args.repeat)
+    first, numpy1 = measure([vg, numpy_vg], X, t, args.repeat)
     # what the stage runs once its compiled driver is in (njit_driver.py): the switch that
     # rent-then-buy makes after many calls, or a background compile makes at once
     for stage in stages_of(vg):
         stage.promote()
-    rows = [("gradc, Python driver (first tier)", *first)]
-    rows.append(("gradc, compiled driver", *measure(vg, X, t, args.repeat)))
-    rows.append(("hand-written NumPy", *measure(numpy_vg, X, t, args.repeat)))
+    compiled, numpy2 = measure([vg, numpy_vg], X, t, args.repeat)
     print(f"L-BFGS-B logistic regression, X {X.shape[0]} x {X.shape[1]}, median of {args.repeat}")
-    print("| gradient | ms per solve | evaluations | µs per evaluation |")
-    print("|---|---|---|---|")
-    for name, sec, nfev, _ in rows:
-        print(f"| {name} | {sec * 1e3:.2f} | {nfev} | {sec / nfev * 1e6:.1f} |")
-    (_, g_s, _, g_x), (_, n_s, _, n_x) = rows[1], rows[2]
-    diff = float(np.max(np.abs(g_x - n_x)))
-    ratio = g_s / n_s
+    print("| gradient | ms per solve | evaluations | µs per evaluation | vs NumPy (same rounds) |")
+    print("|---|---|---|---|---|")
+    rows = [
+        ("gradc, Python driver (first tier)", first, numpy1),
+        ("hand-written NumPy (rounds 1)", numpy1, numpy1),
+        ("gradc, compiled driver", compiled, numpy2),
+        ("hand-written NumPy (rounds 2)", numpy2, numpy2),
+    ]
+    for name, (sec, nfev, _), (ref, _, _) in rows:
+        print(f"| {name} | {sec * 1e3:.2f} | {nfev} | {sec / nfev * 1e6:.1f} | {sec / ref:.2f}x |")
+    diff = float(np.max(np.abs(compiled[2] - numpy2[2])))
+    ratio = compiled[0] / numpy2[0]
     print(
         f"gradc (compiled driver) / NumPy per solve: {ratio:.2f}x (target <= 1); "
         f"solutions differ by {diff:.1e}"
