@@ -23,6 +23,7 @@ Python driver runs it as before.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -155,10 +156,10 @@ class NjitDriver(PyDriver):
             for name, v in zip(ins, g.inputs)
         ]
         args = ", ".join(["P", *ins])
-        call = ", ".join(["P[1]", "V", *conv])
+        call = ", ".join(["P[1]", "V" if self.layout else "()", *conv])
         with text.block(f"def driver({args}, _body=_body):"):
             if not self.layout:
-                text.line(f"return list(_body({call.replace('V', '()', 1)}))")
+                text.line(f"return list(_body({call}))")
             else:
                 text.line("A = P[0]")
                 text.line("B, V = A.acquire()")
@@ -285,12 +286,11 @@ def _set_slice_kernel(kernels: dict[str, str], rank: int, x_fill: bool, v_fill: 
         ):
             idx = ", ".join(f"i{d}" for d in range(rank)) or "()"
             dst = ", ".join(f"{st[d]} + i{d} * {sp[d]}" for d in range(rank)) or "()"
-            for d in range(rank):
-                src.line(f"for i{d} in range({loops}[{d}]):")
-                src._depth += 1
-            target = f"out[{idx}]" if which == "out" else f"out[{dst}]"
-            src.line(f"{target} = {store.format(i=idx)}")
-            src._depth -= rank
+            with contextlib.ExitStack() as nest:
+                for d in range(rank):
+                    nest.enter_context(src.block(f"for i{d} in range({loops}[{d}]):"))
+                target = f"out[{idx}]" if which == "out" else f"out[{dst}]"
+                src.line(f"{target} = {store.format(i=idx)}")
     name, text = name_kernel(src.text())
     kernels[name] = text
     return name
