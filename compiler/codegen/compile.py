@@ -22,6 +22,7 @@ from typing import Any
 
 from compiler.codegen.arena import StageBuffers
 from compiler.codegen.driver import PyDriver
+from compiler.codegen.njit_driver import njit_generate, njit_rule, tiers
 from compiler.codegen.scalar import ScalarDriver, scalar_eligible
 from compiler.codegen.source import FASTMATH, digest
 from compiler.interpret import run_graph
@@ -103,7 +104,7 @@ class Generated:
 
     source: str
     params: list[object]
-    kind: str  # "njit" or "python"
+    kind: str  # "njit" (all-scalar), "njit-array" (njit_driver.py) or "python"
     count: int  # njit functions in the module
     graph: Graph  # the graph the driver runs (the one given)
     buffers: Buffers | None = None  # its buffer plan (Python driver; the one given)
@@ -117,10 +118,16 @@ def uses_arena(graph: Graph) -> bool:
     return not scalar_eligible(graph)
 
 
-def generate(graph: Graph, buffers: Buffers | None, stage: str, tier: str = "lazy") -> Generated:
+def generate(
+    graph: Graph, buffers: Buffers | None, stage: str, tier: str = "lazy", driver: str = "auto"
+) -> Generated:
     """The module source for `graph` following the buffer plan `buffers` (None exactly when
-    the graph uses no arena, see `uses_arena`), and the params the stage binds. `tier` is the
-    Python driver's (`PyDriver`): "numpy" gives a module that imports no Numba."""
+    the graph uses no arena, see `uses_arena`), and the params the stage binds.
+
+    `tier` is the Python driver's (`PyDriver`): "numpy" gives a module that imports no Numba
+    (the NumPy tier, docs/tiers.md). `driver`: "auto" compiles the driver too where
+    `njit_rule` says so and the graph's ops allow it (never on the NumPy tier); "python"
+    never does."""
     kernels: dict[str, str] = {}
     numpy = tier == "numpy"
     imports = ["import math", "", "import numpy as np", ""]
@@ -141,12 +148,16 @@ def generate(graph: Graph, buffers: Buffers | None, stage: str, tier: str = "laz
         if buffers is None:
             raise ValueError("this graph needs its buffer plan (pipeline stage `buffers`)")
         bufs = buffers
-        gen = PyDriver(graph, kernels, bufs, tier)
-        driver_src = gen.generate()
+        pick = driver == "auto" and not numpy and njit_rule(graph)
+        gen = njit_generate(graph, kernels, bufs) if pick else None
+        if gen is not None:  # small arrays: the driver compiled too (njit_driver.py)
+            driver_src, kind = gen.driver_src, "njit-array"
+        else:
+            gen = PyDriver(graph, kernels, bufs, tier)
+            driver_src, kind = gen.generate(), "numpy" if numpy else "python"
         layout = tuple(gen.layout)
         small = tuple(gen.small_sites)
-        kind = "numpy" if numpy else "python"
-    count = len(kernels) + (kind == "njit")
+    count = len(kernels) + (kind not in ("python", "numpy"))
     parts = ["\n".join(imports), ""]
     if not numpy:
         parts += [
@@ -185,7 +196,7 @@ def _share(module: Any, kind: str) -> None:
                 _KERNELS[name] = getattr(module, name)
             elif getattr(module, name) is not have:
                 setattr(module, name, have)  # the Python driver looks kernels up at call time
-        if kind == "njit":
+        if kind != "python":
             _DRIVERS[module.__name__] = module._body
 
 
@@ -198,8 +209,22 @@ def compile_graph(
 
     `eager` runs every small loop's kernel from the first call instead of NumPy calls first
     (the compiled tier of the pipeline, docs/tiers.md: no call after the first waits on a
-    compiler; the tests run each op through its kernel as well as through NumPy calls)."""
-    gen = generate(graph, buffers, stage, "eager" if eager else "lazy")
+    compiler; the tests run each op through its kernel as well as through NumPy calls).
+
+    A graph `njit_rule` picks runs the Python driver first and switches to its compiled
+    driver (`njit_driver.tiers`; the pipeline's compiled tier promotes it at once, so the
+    background compile covers that driver too)."""
+    tier = "eager" if eager else "lazy"
+    gen = generate(graph, buffers, stage, tier)
+    if gen.kind != "njit-array":
+        return _bind(gen, stage, eager)
+    first = _bind(generate(graph, buffers, stage, tier, driver="python"), stage, eager)
+    # the compiled driver's module loads when the stage switches to it, not before
+    return tiers(first, functools.partial(_bind, gen, stage, eager), CompiledStage)
+
+
+def _bind(gen: Generated, stage: str, eager: bool) -> CompiledStage:
+    """Load `gen`'s module and bind its params: the stage's callable."""
     module = _load(gen.source)
     _share(module, gen.kind)
     params = gen.params

@@ -32,6 +32,7 @@ compile. So do 0-d fused bodies whose ops are all ufuncs (a few scalar ufunc cal
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -80,6 +81,8 @@ class PyDriver:
     the stage is hot, `hot_after`; `compile_graph(eager=True)` binds every small loop to its
     kernel from the first call); the tier also says how loop bodies are built (loop_node).
     """
+
+    COPY = "np.array({}, order='C')"  # a C-contiguous copy of an output that needs one
 
     def __init__(
         self, graph: Graph, kernels: dict[str, str], bufs: Buffers, tier: str = "lazy"
@@ -181,13 +184,18 @@ class PyDriver:
         return d.name
 
     # -- generation ------------------------------------------------------------------------
-    def generate(self) -> str:
+    def number_values(self) -> None:
+        """Number every value (`v0, v1, ...`): inputs first, then node outputs in order."""
         g = self.graph
         for v in g.inputs:
             self.index[v] = len(self.index)
         for n in g.nodes:
             for v in n.outputs:
                 self.index[v] = len(self.index)
+
+    def generate(self) -> str:
+        g = self.graph
+        self.number_values()
         args = ", ".join(["P"] + [self.vname(v) for v in g.inputs])
         for v in g.inputs:
             name = self.vname(v)
@@ -235,7 +243,7 @@ class PyDriver:
             if d.fresh and d.plain and per_root[root.get(v, v)] == 1 and not seen[v]:
                 texts.append(name)
             else:
-                texts.append(f"np.array({name}, order='C')")
+                texts.append(self.COPY.format(name))
             seen[v] += 1
         return texts
 
@@ -273,39 +281,17 @@ class PyDriver:
             self.fallback(n)
 
     def loop(self, n: Node, body: Graph) -> None:
-        args, shapes = [], []
-        for v in n.inputs:
-            d = self.vals[v]
-            if isinstance(d, Bcast):
-                args.append(self.mat(d.src))
-                shapes.append(d.src.shape)
-            elif isinstance(d, Fill):
-                args.append(d.param)
-                shapes.append(None)
-            else:
-                args.append(d.name)
-                shapes.append(v.shape)
-        # the NumPy tier needs only the kernel's params (the body's constants and fills, in
-        # order), not its text: generating that is most of codegen's time on a large graph
-        numpy = self.tier == "numpy"
-        k = None if numpy else loop_kernel(body, shapes)
-        pnodes = [m for m in body.nodes if m.op in ("const", "full")] if k is None else k.params
-        params = []
-        for p in pnodes:
-            if p.op == "const":
-                arr = np.array(p.attrs["value"].array)  # writable: one Numba type for all
-                params.append(self.param(arr[()] if arr.ndim == 0 else arr))
-            else:
-                params.append(self.param(np.dtype(p.attrs["dtype"]).type(p.attrs["fill"])))
-        outs = [self.out(v) for v in n.outputs]
-        tag, consts = f"t{self.index[n.outputs[0]]}_", dict(zip(pnodes, params))
-        if k is None:
+        if self.tier == "numpy":  # the NumPy tier: every loop as NumPy calls (docs/tiers.md)
+            args, shapes = self.loop_args(n)
+            # its params only (the body's constants and fills, in the kernel's order), not
+            # the kernel's text: generating that is most of codegen's time on a large graph
+            pnodes = [m for m in body.nodes if m.op in ("const", "full")]
+            params = self.loop_params(pnodes)
+            outs = [self.out(v) for v in n.outputs]
+            tag, consts = f"t{self.index[n.outputs[0]]}_", dict(zip(pnodes, params))
             loop_as_numpy_calls(self, body, args, shapes, consts, outs, tag)
             return
-        self.kernels[k.name] = k.source
-        call = args + params + outs
-        if k.needs_shape:
-            call.append(self.shape_param(k.domain))
+        k, args, shapes, params, outs, call = self.loop_call(n, body)
         # the domain's size is a param, so the text stays size-independent; each variant
         # (NumPy calls, serial kernel, parallel kernel) compiles on first use only
         size = self.param(int(np.prod(k.domain, dtype=np.int64)))
@@ -324,7 +310,49 @@ class PyDriver:
         with self.src.block(f"if calls > {after} or {size} >= {SMALL_LOOP}:"):
             self.src.line(f"{kname}({', '.join(call)})")
         with self.src.block("else:"):
+            tag, consts = f"t{self.index[n.outputs[0]]}_", dict(zip(k.params, params))
             loop_as_numpy_calls(self, body, args, shapes, consts, outs, tag)
+
+    def loop_args(self, n: Node) -> tuple[list[str], list[tuple[int, ...] | None]]:
+        """What loop node `n` passes for each body input, and the static shape of each (None
+        for a scalar fill); a lazy broadcast passes its source."""
+        args, shapes = [], []
+        for v in n.inputs:
+            d = self.vals[v]
+            if isinstance(d, Bcast):
+                args.append(self.mat(d.src))
+                shapes.append(d.src.shape)
+            elif isinstance(d, Fill):
+                args.append(d.param)
+                shapes.append(None)
+            else:
+                args.append(d.name)
+                shapes.append(v.shape)
+        return args, shapes
+
+    def loop_params(self, pnodes: Sequence[Node]) -> list[str]:
+        """The param names of a loop body's constants and fills."""
+        params = []
+        for p in pnodes:
+            if p.op == "const":
+                arr = np.array(p.attrs["value"].array)  # writable: one Numba type for all
+                params.append(self.param(arr[()] if arr.ndim == 0 else arr))
+            else:
+                params.append(self.param(np.dtype(p.attrs["dtype"]).type(p.attrs["fill"])))
+        return params
+
+    def loop_call(self, n: Node, body: Graph) -> tuple:
+        """The serial kernel of loop node `n` (added to the module) and its call: returns
+        `(kernel, args, arg shapes, param names, output names, call arguments)`."""
+        args, shapes = self.loop_args(n)
+        k = loop_kernel(body, shapes)
+        self.kernels[k.name] = k.source
+        params = self.loop_params(k.params)
+        outs = [self.out(v) for v in n.outputs]
+        call = args + params + outs
+        if k.needs_shape:
+            call.append(self.shape_param(k.domain))
+        return k, args, shapes, params, outs, call
 
     def ufunc(self, n: Node) -> None:
         """`np.<op>(*inputs, out=...)`: NumPy's SIMD loop, broadcasting lazy inputs itself."""
