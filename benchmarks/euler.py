@@ -14,11 +14,11 @@ Two fresh processes per step count, each with an empty gradc cache:
   schedule, buffers), codegen (render the module, load it, bind the params) and compile
   (the first call: Numba compiles the kernels it runs);
 - *end to end*: `value_and_grad(loss, compile="eager")`'s first call (what a user waits
-  for, `import compiler` excluded), then the first call at a new size (the same structure: nothing may
-  compile, so this is tracing, passes and codegen alone), and the kernel counts: `kernels`
-  the distinct njit functions the stage's module defines (a serial and a parallel variant
-  per loop), `compiled` the specialisations Numba compiled (`compile_stats`); and the
-  steady-state call (best of 20).
+  for, `import compiler` excluded), then the first call at a new size (the same structure:
+  nothing may compile, so this is tracing, passes and codegen alone), and the kernel counts:
+  `kernels` the distinct njit functions the stage's module defines (a serial and a parallel
+  variant per loop), `compiled` the specialisations Numba compiled (`compile_stats`); and
+  the steady-state call (best of 20).
 
 Each stage includes what it imports on first use (plan: networkx).
 
