@@ -226,12 +226,6 @@ def _compiled_tier(low: Lowered, what: str, eager: bool) -> Callable[..., list]:
     t0 = time.perf_counter()
     with slow(f"compiling the {what} stage ({len(low.graph.nodes)} nodes)"):
         fn = compile_graph(low.graph, low.buffers, low.name, eager=eager)
-    promote = getattr(fn, "promote", None)
-    if eager and promote is not None:
-        # a small array stage with a compiled driver (codegen/njit_driver.py): use it from
-        # the first call, whose warm-up (in the background by default) compiles it, rather
-        # than switching on some later call of the user's, which would wait for Numba
-        promote()
     log.info(
         "codegen %s: %d nodes, %d kernels in %.3f s",
         what,

@@ -212,8 +212,8 @@ def compile_graph(
     compiler; the tests run each op through its kernel as well as through NumPy calls).
 
     A graph `njit_rule` picks runs the Python driver first and switches to its compiled
-    driver (`njit_driver.tiers`; the pipeline's compiled tier promotes it at once, so the
-    background compile covers that driver too)."""
+    driver (`njit_driver.tiers`, on the caller's call: not yet part of the background
+    compile, see docs/tiers.md)."""
     tier = "eager" if eager else "lazy"
     gen = generate(graph, buffers, stage, tier)
     if gen.kind != "njit-array":

@@ -59,9 +59,6 @@ def main() -> int:
     os.environ["GRADC_CACHE_DIR"] = root
     for low, sample in jobs:
         fn = compile_graph(low.graph, low.buffers, low.name, eager=True)
-        promote = getattr(fn, "promote", None)
-        if promote is not None:  # a compiled driver too (njit_driver.py): as the pipeline does
-            promote()
         fn(*sample)
     return 0
 
