@@ -180,14 +180,26 @@ def vectorizes(template: str, dtype: np.dtype, m: str | None = None) -> bool:
     return bool(names) and all(fn in host().funcs for fn in names)
 
 
+# libmvec's pow is the one variant far slower than NumPy's own SIMD kernel where NumPy has one
+# (AVX-512 host, 2**22 elements: f64 37-55 ms vs 23 ms, f32 9-26 ms vs 3 ms; docs/routing.md),
+# so an op that calls it keeps the op record's routing; inside other loops it is still widened.
+_ROUTE_AS_RECORDED = frozenset({"pow"})
+
+
 def in_loop(n: Any) -> bool:
-    """Whether node `n`'s loop code is all SIMD calls now (the `route` pass keeps it in loops:
-    the widened call runs about as fast as NumPy's ufunc and saves the ufunc's memory pass)."""
+    """Whether node `n`'s loop code is all SIMD calls now, so the `route` pass keeps it in its
+    loop: the widened call runs about as fast as NumPy's ufunc, and the loop saves the ufunc's
+    pass over memory (docs/routing.md)."""
     from compiler.primitives import OPS
 
     d = OPS.get(n.op)
     template = getattr(getattr(d, "codegen", None), "template", None)
-    return template is not None and len(n.outputs) == 1 and vectorizes(template, n.out.dtype)
+    return (
+        template is not None
+        and len(n.outputs) == 1
+        and not _ROUTE_AS_RECORDED.intersection(_names(template))
+        and vectorizes(template, n.out.dtype)
+    )
 
 
 def render(template: str, dtype: np.dtype, m: str | None = None) -> tuple[str, list[str]]:
