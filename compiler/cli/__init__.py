@@ -203,7 +203,9 @@ def _cmd_cache(ns: argparse.Namespace) -> int:
         n = cache.clear_cache()
         print(f"removed {n} cache entries from {cache.cache_root()}")
         return 0
-    info = cache.cache_info()
+    from compiler.codegen import simd
+
+    info = cache.cache_info(simd.cache_mode())  # the folder this process's compiles would use
     for key, value in info.items():
         if key == "bytes":
             value = f"{value} ({value / 2**20:.2f} MiB)"
