@@ -128,6 +128,8 @@ def mode() -> str:
             f"{ENV_VAR}={os.environ[ENV_VAR]!r}: expected 0 (off), 1 (the best this host "
             "runs), avx2 or avx512"
         )
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        return "off"  # kernels run as plain Python, where an intrinsic cannot be called
     best = host().level
     if best == "off" or env != "avx2":
         return best  # avx512 asked of an AVX2-only host gets what it runs: AVX2

@@ -198,6 +198,10 @@ def test_bad_setting_is_a_clear_error(monkeypatch):
         simd.mode()
     monkeypatch.setenv(simd.ENV_VAR, "0")
     assert simd.mode() == "off" and simd.cache_mode() == "numba"
+    # kernels as plain Python (Numba's debugging switch): no intrinsics, scalar math
+    monkeypatch.setenv(simd.ENV_VAR, "1")
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
+    assert simd.mode() == "off"
 
 
 _CHILD = textwrap.dedent(
