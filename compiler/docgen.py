@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from compiler.primitives import OPS
-from compiler.primitives.registry import Kind, OpDef, ScalarExpr
+from compiler.primitives.registry import Kind, Lowering, OpDef, ScalarExpr
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "docs" / "ops.md"
 
@@ -24,6 +24,7 @@ _KIND_TITLES = {
     Kind.SCAN: "Scans, products and sorting (NumPy calls from the driver)",
     Kind.CONST: "Constants",
     Kind.LOOP: "Loops (a body graph run many times; see the user guide)",
+    Kind.FUSED: "Fusion groups (made by the `fuse` pass after autodiff; one loop nest)",
 }
 
 
@@ -31,10 +32,19 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+_LOWERING_WORDS = {
+    Lowering.REDUCE: "loop accumulator",
+    Lowering.LIBRARY: "library call",
+    Lowering.VIEW: "view",
+    Lowering.CUSTOM: "renderer",
+}
+
+
 def _codegen(op: OpDef) -> str:
+    """The lowering column: the scalar expression, else the lowering kind and its name."""
     if isinstance(op.codegen, ScalarExpr):
-        return f"`{_cell(op.codegen.template)}`"
-    return f"kernel `{op.codegen}`" if op.codegen else "-"
+        return f"`{_cell(op.codegen.template)}`"  # routing to a library: see routing.md
+    return f"{_LOWERING_WORDS[op.lowering]} `{op.codegen}`"
 
 
 def _gradient(op: OpDef) -> str:
@@ -206,14 +216,18 @@ def render_ops() -> str:
         "",
         f"gradc has {len(OPS)} primitive ops. Each is one `OpDef` record in "
         "`compiler/primitives/`, holding its shape rule, NumPy reference implementation, "
-        "VJP and JVP rules and Numba template. The **gradient** column is the VJP convention: "
+        "VJP and JVP rules and how it lowers. The **gradient** column is the VJP convention: "
         "given the output cotangent `ct`, what each operand receives (operands in order, "
         "separated by commas). The autodiff driver, not the rule, sums over broadcast axes and "
         "across fan-out, so rules are written for same-shape operands. "
         "**Cost** guides the planner: `FREE` views and constants, `CHEAP` arithmetic is "
         "recomputed rather than stored, `TRANSCENDENTAL` is recomputed only to save memory, "
-        "`EXPENSIVE` is always stored. In the Numba column, `{0}`, `{1}` are operands and `{T}` "
-        "the kernel's dtype. **operands · attrs** are read from the op's test samples.",
+        "`EXPENSIVE` is always stored. The **lowering** column is the op's `OpDef.lowering`: a "
+        "scalar expression inside loop kernels (`{0}`, `{1}` are operands and `{T}` the "
+        "kernel's dtype; where a library call is preferred instead is in "
+        "[routing.md](routing.md)), a loop accumulator, a library call of the reference "
+        "implementation from the driver, a view, or a renderer of its own in codegen. "
+        "**operands · attrs** are read from the op's test samples.",
         "",
         "See [ir.md](ir.md) for the text format and how the ops appear in a dump.",
     ]
@@ -225,7 +239,7 @@ def render_ops() -> str:
             "",
             f"## {title}",
             "",
-            "| op | operands · attrs | gradient (VJP) | cost | Numba |",
+            "| op | operands · attrs | gradient (VJP) | cost | lowering |",
             "|---|---|---|---|---|",
         ]
         for op in ops:

@@ -16,9 +16,9 @@ import numpy as np
 from compiler.autodiff.jvp import jvp_graph
 from compiler.autodiff.loop_vjp import scan_vjp, while_vjp
 from compiler.interpret import run_graph
-from compiler.ir.graph import OUT_TYPES_RULES, Builder, Graph, copy_into
+from compiler.ir.graph import Builder, Graph, copy_into
 from compiler.primitives.control import first, scan_layout, scan_types, while_types
-from compiler.primitives.registry import Cost, Kind, OpDef, register
+from compiler.primitives.registry import Cost, Kind, Lowering, OpDef, register
 from compiler.trace import ops
 from compiler.trace.loops import emit_loop
 from runtime.loops import run_scan, run_while
@@ -195,9 +195,6 @@ def _while_jvp(tangents, *args: Any, out: tuple, **attrs: Any) -> tuple:
     return tuple(out_t)
 
 
-OUT_TYPES_RULES["scan"] = scan_types
-OUT_TYPES_RULES["while_loop"] = while_types
-
 register(
     OpDef(
         name="scan",
@@ -208,6 +205,8 @@ register(
         kind=Kind.LOOP,
         cost=Cost.EXPENSIVE,
         codegen="scan",
+        lowering=Lowering.CUSTOM,
+        out_types=scan_types,
         grad_doc="a reverse scan over the step's VJP graph and stored per-step residuals "
         "(BPTT); with checkpoint=k, blocks of k steps are recomputed from stored carries",
     )
@@ -222,6 +221,8 @@ register(
         kind=Kind.LOOP,
         cost=Cost.EXPENSIVE,
         codegen="while_loop",
+        lowering=Lowering.CUSTOM,
+        out_types=while_types,
         grad_doc="records the trip count and the carry entering each step (needs max_steps); "
         "the backward counts down, replaying each step's VJP",
     )

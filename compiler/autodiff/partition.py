@@ -8,9 +8,10 @@ than stored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compiler.ir.graph import Builder, Graph, Value
+from compiler.ir.graph import Builder, Graph, Node, Value
 
 
 @dataclass(frozen=True)
@@ -60,21 +61,37 @@ def split_joint(joint: Graph, n_primal_in: int, n_out: int) -> Split:
                 need(v)
     for g in grads:
         need(g)
-    fwd = Graph(
-        joint.inputs[:n_primal_in],
-        tuple(n for n in joint.nodes if id(n) not in bwd_nodes),
-        tuple(joint.outputs[:n_out]) + tuple(residuals),
+    sp = assemble(
+        joint,
+        n_primal_in,
+        n_out,
+        [n for n in joint.nodes if id(n) not in bwd_nodes],
+        [n for n in joint.nodes if id(n) in bwd_nodes or id(n) in needed_bwd],
+        residuals,
     )
+    live = sp.forward.live_values()
+    fwd = sp.forward.keep_nodes(lambda n: any(v in live for v in n.outputs))
+    return Split(fwd, sp.backward, sp.n_residuals)
+
+
+def assemble(
+    g: Graph,
+    n_primal_in: int,
+    n_out: int,
+    forward: Sequence[Node],
+    backward: Sequence[Node],
+    residuals: Sequence[Value],
+) -> Split:
+    """The two graphs of a split decided by the caller: the forward runs `forward` and
+    returns the primal outputs then `residuals`; the backward takes the residuals then the
+    cotangent inputs, replays `backward` (in that order) and returns the other outputs."""
+    fwd = Graph(g.inputs[:n_primal_in], tuple(forward), tuple(g.outputs[:n_out]) + tuple(residuals))
     b = Builder()
     env = {v: b.add_input(v.type) for v in residuals}
-    env.update({v: b.add_input(v.type) for v in joint.inputs[n_primal_in:]})
-    for n in joint.nodes:
-        if id(n) in bwd_nodes or id(n) in needed_bwd:
-            outs = b.add_node(
-                n.op, [env[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
-            )
-            env.update(zip(n.outputs, outs))
-    bwd = b.build([env[g] for g in grads])
-    live = fwd.live_values()
-    fwd = fwd.keep_nodes(lambda n: any(v in live for v in n.outputs))
-    return Split(fwd, bwd, len(residuals))
+    env.update({v: b.add_input(v.type) for v in g.inputs[n_primal_in:]})
+    for n in backward:
+        outs = b.add_node(
+            n.op, [env[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
+        )
+        env.update(zip(n.outputs, outs))
+    return Split(fwd, b.build([env[v] for v in g.outputs[n_out:]]), len(residuals))

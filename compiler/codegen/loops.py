@@ -23,10 +23,9 @@ import numpy as np
 from compiler.codegen import simd
 from compiler.codegen.source import NJIT, NJIT_PARALLEL, Source, ctor, name_kernel
 from compiler.ir.graph import Graph, Node, Value
-from compiler.primitives import OPS, Kind, ScalarExpr
-from compiler.primitives.reduce import REDUCE_OPS
+from compiler.primitives import CONST_OPS, OPS, REDUCE_OPS, Lowering
 
-_BODY_OPS_EXTRA = ("broadcast_to", "const", "full")
+_BODY_OPS_EXTRA = CONST_OPS | {"broadcast_to"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class LoopKernel:
 
 def is_elementwise(op: str) -> bool:
     d = OPS.get(op)
-    return d is not None and d.kind is Kind.ELEMENTWISE and isinstance(d.codegen, ScalarExpr)
+    return d is not None and d.lowering is Lowering.SCALAR
 
 
 def _broadcasts_to(s: tuple[int, ...], d: tuple[int, ...]) -> bool:

@@ -1,6 +1,7 @@
 """How the Python driver lowers the ops that are not loops: views (reshape, transpose, slice,
 broadcast_to), constants and fills, matmul, concatenate and the indexing ops. `LOWER` maps an
-op name to its lowering; `PyDriver.node` calls it."""
+op name to its renderer: exactly the records whose `OpDef.lowering` is VIEW or CUSTOM (`fused`
+aside; tests/primitives/test_lowering.py); `PyDriver.node` calls it."""
 
 from __future__ import annotations
 

@@ -17,11 +17,11 @@ import dataclasses
 
 from compiler.codegen.loops import body_domain, is_elementwise
 from compiler.ir.graph import Graph, Node, Value
-from compiler.primitives import OPS
+from compiler.primitives import CONST_OPS, OPS
 from compiler.primitives.registry import Cost
 
 MAX_OPS = 4  # arithmetic ops recomputed per pushed output
-_FREE = ("const", "full", "broadcast_to")
+_FREE = CONST_OPS | {"broadcast_to"}
 
 
 def _cheap(n: Node) -> bool:

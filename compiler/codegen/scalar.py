@@ -14,9 +14,9 @@ import numpy as np
 from compiler.codegen.loops import REDUCE_OPS, is_elementwise
 from compiler.codegen.source import NJIT, Source, ctor
 from compiler.ir.graph import Graph, Value
-from compiler.primitives import OPS
+from compiler.primitives import CONST_OPS, OPS
 
-_ALIAS_OPS = ("broadcast_to", "reshape", "transpose") + REDUCE_OPS
+_ALIAS_OPS = frozenset({"broadcast_to", "reshape", "transpose"}) | REDUCE_OPS
 
 
 def scalar_eligible(graph: Graph) -> bool:
@@ -33,7 +33,7 @@ def _body_ok(graph: Graph) -> bool:
         if n.op == "fused":
             if not _body_ok(n.attrs["body"]):
                 return False
-        elif not (is_elementwise(n.op) or n.op in _ALIAS_OPS or n.op in ("const", "full")):
+        elif not (is_elementwise(n.op) or n.op in _ALIAS_OPS or n.op in CONST_OPS):
             return False
     return True
 

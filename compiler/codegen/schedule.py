@@ -22,8 +22,7 @@ from collections import Counter
 
 from compiler.ir.graph import Graph, Node, Value
 from compiler.plan.liveness import analyze
-from compiler.primitives import OPS, Kind
-from compiler.primitives.reduce import REDUCE_OPS
+from compiler.primitives import OPS, REDUCE_OPS, Kind
 
 
 def sink(graph: Graph) -> Graph:

@@ -9,22 +9,12 @@ import numpy as np
 from compiler.ir.graph import Builder, Const, Graph, Node, Value
 from compiler.passes.manager import register_pass
 from compiler.passes.rewrite import copy_node
+from compiler.primitives import OPS
 
 # Ops whose operands may be swapped without changing a single bit of the result (IEEE
-# addition and multiplication are commutative; max/min propagate NaN from either side).
-COMMUTATIVE = frozenset(
-    {
-        "add",
-        "multiply",
-        "maximum",
-        "minimum",
-        "logaddexp",
-        "equal",
-        "not_equal",
-        "logical_and",
-        "logical_or",
-    }
-)
+# addition and multiplication are commutative): the records' `commutative` flag. maximum and
+# minimum are not: NumPy's maximum(0.0, -0.0) is -0.0 but maximum(-0.0, 0.0) is 0.0.
+COMMUTATIVE = frozenset(name for name, d in OPS.items() if d.commutative)
 
 
 def attr_key(v: Any) -> Any:

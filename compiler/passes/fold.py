@@ -7,7 +7,7 @@ import numpy as np
 from compiler.ir.graph import Graph, Node, Value
 from compiler.passes.manager import register_pass
 from compiler.passes.rewrite import Rewriter, rewrite
-from compiler.primitives import OPS, Kind
+from compiler.primitives import CONST_OPS, OPS, Kind
 
 # Largest non-uniform result (in elements) kept as a `const`: a constant is stored in the
 # graph, hashed into the cache key and loaded by generated code, so a 1e5-element (800 kB
@@ -22,7 +22,7 @@ def fold_node(node: Node, rw: Rewriter) -> Value | None:
     if not node.inputs:
         return None
     producers = [rw.producer(v) for v in node.inputs]
-    if any(p is None or p.op not in ("const", "full") for p in producers):
+    if any(p is None or p.op not in CONST_OPS for p in producers):
         return None
     fills = [rw.uniform(v) for v in node.inputs]
     uniform = OPS[node.op].kind is Kind.ELEMENTWISE and all(f is not None for f in fills)
@@ -38,13 +38,14 @@ def fold_node(node: Node, rw: Rewriter) -> Value | None:
 
 
 # loops are never folded: running a loop at compile time could cost as much as the program
-RULES = {name: [fold_node] for name, op in OPS.items() if op.kind not in (Kind.CONST, Kind.LOOP)}
+_UNFOLDED = (Kind.CONST, Kind.LOOP, Kind.FUSED)
+RULES = {name: [fold_node] for name, op in OPS.items() if op.kind not in _UNFOLDED}
 
 
 @register_pass("fold")
 def fold(graph: Graph) -> Graph:
     """Replace nodes whose operands are all constants by their value (see MAX_FOLD_ELEMENTS)."""
-    consts = {n.out for n in graph.nodes if n.op in ("const", "full")}
+    consts = {n.out for n in graph.nodes if n.op in CONST_OPS}
     if not any(
         n.inputs and n.op in RULES and all(v in consts for v in n.inputs) for n in graph.nodes
     ):

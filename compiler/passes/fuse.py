@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from compiler.ir.graph import Builder, Graph, Node, Value, copy_into
 from compiler.passes.manager import register_pass
 from compiler.passes.route import routed
-from compiler.primitives import OPS, Kind, ScalarExpr
-from compiler.primitives.reduce import REDUCE_OPS
+from compiler.primitives import CONST_OPS, OPS, REDUCE_OPS, Lowering
 
 # Numba's compile time grows superlinearly with the size of one function: cap a group so a
 # kernel stays around a hundred statements.
@@ -32,12 +31,7 @@ MAX_GROUP = 48
 
 def _elementwise(n: Node) -> bool:
     d = OPS.get(n.op)
-    return (
-        d is not None
-        and d.kind is Kind.ELEMENTWISE
-        and isinstance(d.codegen, ScalarExpr)
-        and len(n.outputs) == 1
-    )
+    return d is not None and d.lowering is Lowering.SCALAR and len(n.outputs) == 1
 
 
 def _absorbable(n: Node) -> bool:
@@ -72,7 +66,7 @@ class _Fuser:
     def pos(self, v: Value) -> int:
         """Where `v` is produced; -1 for inputs and for constants (which are hoisted)."""
         i = self.prod.get(v)
-        if i is None or self.nodes[i].op in ("const", "full"):
+        if i is None or self.nodes[i].op in CONST_OPS:
             return -1
         return i
 
@@ -312,12 +306,12 @@ def _fuse_round(graph: Graph, barrier: Callable[[Node], bool] | None) -> Graph:
 
     # constants and fills first (groups may read them before their original position)
     for i, n in enumerate(nodes):
-        if n.op in ("const", "full") and i in needed and i not in owner:
+        if n.op in CONST_OPS and i in needed and i not in owner:
             copy(n)
     for i, n in enumerate(nodes):
         gr = owner.get(i)
         if gr is None:
-            if n.op in ("const", "full") or (i not in needed and _absorbable(n)):
+            if n.op in CONST_OPS or (i not in needed and _absorbable(n)):
                 continue
             copy(n)
         elif i == gr.first:

@@ -12,9 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from compiler.ir.graph import Graph, Node, Value
+from compiler.primitives import Lowering, ops_lowered
 
-# Ops whose result is always a NumPy view of their operand (no copy, no buffer).
-VIEW_OPS = frozenset({"broadcast_to", "transpose", "slice"})
+# Ops whose result is always a NumPy view of their operand (no copy, no buffer): the records
+# lowered as views, but reshape, which is a view only of a C-contiguous buffer (`is_view`).
+VIEW_OPS = ops_lowered(Lowering.VIEW) - {"reshape"}
 
 
 def is_view(node: Node, contiguous: set[Value]) -> bool:

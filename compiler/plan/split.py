@@ -4,12 +4,13 @@ The residuals are exactly what the plan keeps: the stored values plus the primal
 backward reads. Clones stay in the backward (`autodiff.partition.split_joint`, a split by
 cotangent dependence alone, would hoist them into the forward: it splits forward-mode graphs
 into primal and linear parts, where nothing is planned); constants are re-emitted there.
+Why the two splitters stay separate: docs/architecture.md, "Two residual splitters".
 """
 
 from __future__ import annotations
 
-from compiler.autodiff.partition import Split
-from compiler.ir.graph import Builder, Graph, Value
+from compiler.autodiff.partition import Split, assemble
+from compiler.ir.graph import Value
 from compiler.plan.planner import Plan
 
 
@@ -31,19 +32,6 @@ def split_plan(plan: Plan, n_primal_in: int, n_out: int) -> Split:
     for v in reads:
         if v in fwd_vals and v not in consts:
             residuals[v] = None
-    fwd = Graph(
-        g.inputs[:n_primal_in], tuple(fwd_nodes), tuple(g.outputs[:n_out]) + tuple(residuals)
-    )
-    b = Builder()
-    env = {v: b.add_input(v.type) for v in residuals}
-    env.update({v: b.add_input(v.type) for v in g.inputs[n_primal_in:]})
-    for v in dict.fromkeys(reads):
-        if v in consts and v not in env:
-            n = consts[v]
-            env[v] = b.add_node(n.op, [], n.attrs, [v.type], loc=n.loc)[0]
-    for n in bwd_nodes:
-        outs = b.add_node(
-            n.op, [env[v] for v in n.inputs], n.attrs, [v.type for v in n.outputs], loc=n.loc
-        )
-        env.update(zip(n.outputs, outs))
-    return Split(fwd, b.build([env[v] for v in g.outputs[n_out:]]), len(residuals))
+    # constants first, in the order the backward first reads them, then the backward nodes
+    reemit = [consts[v] for v in dict.fromkeys(reads) if v in consts]
+    return assemble(g, n_primal_in, n_out, fwd_nodes, reemit + list(bwd_nodes), list(residuals))

@@ -5,6 +5,7 @@ from compiler.primitives import (  # noqa: F401  (each module registers its ops)
     creation,
     decomp,
     elementwise,
+    fused,
     index,
     lapack,
     linalg,
@@ -15,6 +16,34 @@ from compiler.primitives import (  # noqa: F401  (each module registers its ops)
     sort,
     special,
 )
-from compiler.primitives.registry import OPS, Cost, Kind, OpDef, Sample, ScalarExpr, bind, register
+from compiler.primitives.registry import (
+    OPS,
+    Cost,
+    Kind,
+    Lowering,
+    OpDef,
+    Sample,
+    ScalarExpr,
+    bind,
+    ops_lowered,
+    register,
+)
 
-__all__ = ["OPS", "Cost", "Kind", "OpDef", "Sample", "ScalarExpr", "bind", "register"]
+# Op-name sets derived from the records (the loop ops register in compiler/autodiff/loops.py)
+REDUCE_OPS: frozenset[str] = ops_lowered(Lowering.REDUCE)
+CONST_OPS: frozenset[str] = frozenset(name for name, d in OPS.items() if d.kind is Kind.CONST)
+
+__all__ = [
+    "CONST_OPS",
+    "OPS",
+    "REDUCE_OPS",
+    "Cost",
+    "Kind",
+    "Lowering",
+    "OpDef",
+    "Sample",
+    "ScalarExpr",
+    "bind",
+    "ops_lowered",
+    "register",
+]

@@ -19,9 +19,14 @@ from compiler.primitives.registry import Cost, Kind, OpDef, Sample, ScalarExpr, 
 # -- binary ops --------------------------------------------------------------------------
 
 
-def _binop(name, impl, vjp, jvp, tmpl, samples=None, doc="", cost=Cost.CHEAP, library=()):
+def _binop(
+    name, impl, vjp, jvp, tmpl, samples=None, doc="", cost=Cost.CHEAP, library=(), comm=False
+):
     samples = samples or binary_samples()
-    elementwise_op(name, binary_rule(name), impl, vjp, jvp, tmpl, cost, samples, doc, True, library)
+    rule = binary_rule(name)
+    elementwise_op(
+        name, rule, impl, vjp, jvp, tmpl, cost, samples, doc, True, library, commutative=comm
+    )
 
 
 def _jvp_sum(*terms):
@@ -39,6 +44,7 @@ _binop(
     lambda t, x, y, *, out: _jvp_sum(t[0], t[1]),
     "({0} + {1})",
     doc="ct, ct",
+    comm=True,
 )
 _binop(
     "subtract",
@@ -57,6 +63,7 @@ _binop(
     ),
     "({0} * {1})",
     doc="ct * y, ct * x",
+    comm=True,
 )
 
 
@@ -137,18 +144,20 @@ _binop(
     np.maximum,
     _max_vjp,
     _select_jvp(lambda x, y: x >= y),
-    "max({0}, {1}) if not ({0} != {0} or {1} != {1}) else ({0} + {1})",
+    "({0} if {0} > {1} else {1}) if not ({0} != {0} or {1} != {1}) else ({0} + {1})",
     binary_samples(separate=True),
     doc="to x where x >= y, else to y (ties go to x)",
+    comm=False,  # maximum(0.0, -0.0) is -0.0, maximum(-0.0, 0.0) is 0.0
 )
 _binop(
     "minimum",
     np.minimum,
     _min_vjp,
     _select_jvp(lambda x, y: x <= y),
-    "min({0}, {1}) if not ({0} != {0} or {1} != {1}) else ({0} + {1})",
+    "({0} if {0} < {1} else {1}) if not ({0} != {0} or {1} != {1}) else ({0} + {1})",
     binary_samples(separate=True),
     doc="to x where x <= y, else to y (ties go to x)",
+    comm=False,  # signed zeros, as maximum
 )
 
 
@@ -170,17 +179,18 @@ _binop(
     "_logaddexp({0}, {1})",
     cost=Cost.TRANSCENDENTAL,
     doc="ct * exp(x - out), ct * exp(y - out)",
+    comm=True,
 )
 
 # -- comparisons and masks: no gradient ----------------------------------------------------
 
-for _name, _fn, _sym in [
-    ("less", np.less, "<"),
-    ("less_equal", np.less_equal, "<="),
-    ("greater", np.greater, ">"),
-    ("greater_equal", np.greater_equal, ">="),
-    ("equal", np.equal, "=="),
-    ("not_equal", np.not_equal, "!="),
+for _name, _fn, _sym, _comm in [
+    ("less", np.less, "<", False),
+    ("less_equal", np.less_equal, "<=", False),
+    ("greater", np.greater, ">", False),
+    ("greater_equal", np.greater_equal, ">=", False),
+    ("equal", np.equal, "==", True),
+    ("not_equal", np.not_equal, "!=", True),
 ]:
     register(
         OpDef(
@@ -190,6 +200,7 @@ for _name, _fn, _sym in [
             kind=Kind.ELEMENTWISE,
             codegen=ScalarExpr(f"({{0}} {_sym} {{1}})"),
             samples=binary_samples(),
+            commutative=_comm,
             differentiable=False,
             grad_doc="no gradient (boolean mask)",
         )
@@ -207,6 +218,7 @@ for _name, _fn, _sym in [
             kind=Kind.ELEMENTWISE,
             codegen=ScalarExpr(f"({{0}} {_sym} {{1}})"),
             samples=mask_samples,
+            commutative=True,
             differentiable=False,
             grad_doc="no gradient (boolean mask)",
         )

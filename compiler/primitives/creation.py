@@ -6,7 +6,7 @@ import numpy as np
 
 from compiler.ir.graph import Const
 from compiler.ir.types import TensorType
-from compiler.primitives.registry import Cost, Kind, OpDef, Sample, register
+from compiler.primitives.registry import Cost, Kind, Lowering, OpDef, Sample, register
 
 
 def _const_rule(ts, *, value):
@@ -21,6 +21,7 @@ register(
         kind=Kind.CONST,
         cost=Cost.FREE,
         codegen="const",
+        lowering=Lowering.CUSTOM,
         differentiable=False,
         samples=lambda rng: [Sample((), {"value": Const(rng.normal(size=(2, 3)))})],
         grad_doc="constant",
@@ -40,6 +41,7 @@ register(
         kind=Kind.CONST,
         cost=Cost.FREE,
         codegen="full",
+        lowering=Lowering.CUSTOM,
         differentiable=False,
         samples=lambda rng: [
             Sample((), {"shape": (2, 3), "dtype": np.dtype("float64"), "fill": 1.5})

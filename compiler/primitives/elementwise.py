@@ -136,9 +136,23 @@ def _unary(
 
 
 def elementwise_op(
-    name, rule, impl, vjp, jvp, tmpl, cost, samples, doc, differentiable=True, library=()
+    name,
+    rule,
+    impl,
+    vjp,
+    jvp,
+    tmpl,
+    cost,
+    samples,
+    doc,
+    differentiable=True,
+    library=(),
+    *,
+    ufunc=None,
+    commutative=False,
 ):
-    """Register an elementwise op whose loop lowering is the scalar expression `tmpl`."""
+    """Register an elementwise op whose loop lowering is the scalar expression `tmpl`
+    (`ufunc`: the ufunc the tracer maps onto it, when `impl` is not that ufunc itself)."""
     register(
         OpDef(
             name=name,
@@ -153,6 +167,8 @@ def elementwise_op(
             grad_doc=doc,
             differentiable=differentiable,
             library=library,
+            ufunc=ufunc,
+            commutative=commutative,
         )
     )
 

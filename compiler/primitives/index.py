@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ir.types import TensorType
-from compiler.primitives.registry import Cost, Kind, OpDef, Sample, bind, fail, register
+from compiler.primitives.registry import Cost, Kind, Lowering, OpDef, Sample, bind, fail, register
 from compiler.primitives.shape import slice_tuple
 
 
@@ -56,6 +56,7 @@ register(
         kind=Kind.INDEX,
         cost=Cost.CHEAP,
         codegen="take",
+        lowering=Lowering.CUSTOM,
         samples=_idx_samples,
         grad_doc="scatter-add of ct into zeros (repeated indices accumulate); none to indices",
     )
@@ -111,6 +112,7 @@ register(
         kind=Kind.INDEX,
         cost=Cost.CHEAP,
         codegen="scatter_add",
+        lowering=Lowering.CUSTOM,
         samples=_scatter_samples,
         grad_doc="ct to x; ct gathered at the indices to the update",
     )
@@ -154,6 +156,7 @@ register(
         kind=Kind.INDEX,
         cost=Cost.CHEAP,
         codegen="scatter",
+        lowering=Lowering.CUSTOM,
         samples=_scatter_samples,
         grad_doc="ct with written positions zeroed to x; ct gathered to the update, "
         "only the last of duplicate writes receives it",
@@ -196,6 +199,7 @@ register(
         kind=Kind.INDEX,
         cost=Cost.CHEAP,
         codegen="set_slice",
+        lowering=Lowering.CUSTOM,
         samples=lambda rng: [
             Sample(
                 (rng.normal(size=(6, 4)), rng.normal(size=(2, 4))),

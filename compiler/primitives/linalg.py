@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ir.types import TensorType
-from compiler.primitives.registry import Cost, Kind, OpDef, Sample, bind, fail, register
+from compiler.primitives.registry import Cost, Kind, Lowering, OpDef, Sample, bind, fail, register
 
 
 def _matmul_rule(ts):
@@ -50,6 +50,7 @@ register(
         kind=Kind.LINALG,
         cost=Cost.EXPENSIVE,
         codegen="matmul",
+        lowering=Lowering.CUSTOM,
         samples=lambda rng: [
             Sample((rng.normal(size=(3, 4)), rng.normal(size=(4, 5)))),
             Sample((rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 4, 2)))),

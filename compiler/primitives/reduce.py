@@ -7,10 +7,9 @@ import numpy as np
 from compiler.ir.types import TensorType
 from compiler.primitives.registry import Cost, Kind, OpDef, Sample, bind, fail, register
 
-# The reductions that fuse into loops as a running accumulator (one definition for the
-# fuse pass, the loop kernels and the scheduler; a new reduction joins when loops.py knows
-# its identity and update).
-REDUCE_OPS: tuple[str, ...] = ("sum", "max", "min")
+# These records lower as `Lowering.REDUCE` (a running accumulator in a loop nest): the fuse
+# pass, the loop kernels and the scheduler read `compiler.primitives.REDUCE_OPS`, derived
+# from the records; a new reduction joins when codegen/loops.py knows its identity and update.
 
 
 def _reduce_rule(name):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir.graph import SHAPE_RULES, ShapeError
+from compiler.ir.graph import OUT_TYPES_RULES, SHAPE_RULES, ShapeError
 from compiler.ir.types import TensorType
 
 
@@ -29,6 +29,17 @@ class Kind(enum.Enum):
     SCAN = "scan"  # cumulative ops, products, sorting: NumPy calls from the driver
     CONST = "const"
     LOOP = "loop"  # scan, while_loop: a body graph run many times (compiler/primitives/control.py)
+    FUSED = "fused"  # a fusion group: a body graph run once, as one loop nest (passes/fuse.py)
+
+
+class Lowering(enum.Enum):
+    """How codegen lowers an op; codegen maps each kind to its renderer (codegen/driver.py)."""
+
+    SCALAR = "scalar"  # the `ScalarExpr` inside loop kernels (or, routed, a library ufunc call)
+    REDUCE = "reduce"  # an accumulation ending a loop nest (or NumPy's reduction when alone)
+    LIBRARY = "library"  # the driver calls the reference implementation (NumPy, SciPy, LAPACK)
+    VIEW = "view"  # a NumPy view of the first operand where the layout allows
+    CUSTOM = "custom"  # a renderer of its own, keyed by op name (codegen/lowering.py `LOWER`)
 
 
 class Cost(enum.Enum):
@@ -70,6 +81,15 @@ class OpDef:
     # dtypes (names) where a library call (NumPy's SIMD ufunc, from the driver) beats a
     # compiled scalar loop; the `route` pass reads it (measurements in docs/routing.md)
     library: tuple[str, ...] = ()
+    # how codegen lowers it; None derives it: a ScalarExpr is SCALAR, a REDUCE-kind op
+    # REDUCE, anything else a LIBRARY call of `impl` (views and custom renderers say so)
+    lowering: Lowering | None = None
+    # the NumPy/SciPy ufunc the tracer maps onto this op; None takes an elementwise op's
+    # `impl` when it is one (matmul's gufunc is traced by its own handler)
+    ufunc: np.ufunc | None = None
+    commutative: bool = False  # operands may be swapped without changing one bit (cse)
+    # ops with several outputs (loops, fusion groups) type all of them: out_types(ts, **attrs)
+    out_types: Callable[..., Sequence[TensorType]] | None = None
 
     def prefers_library(self, dtype: np.dtype) -> bool:
         """Whether this op on `dtype` runs faster as a library call than in a loop."""
@@ -78,6 +98,20 @@ class OpDef:
     def __post_init__(self) -> None:
         if self.differentiable and (self.vjp is None or self.jvp is None):
             raise TypeError(f"op {self.name}: a differentiable op needs vjp and jvp rules")
+        if self.lowering is None:
+            if isinstance(self.codegen, ScalarExpr):
+                derived = Lowering.SCALAR
+            elif self.kind is Kind.REDUCE:
+                derived = Lowering.REDUCE
+            else:
+                derived = Lowering.LIBRARY
+            object.__setattr__(self, "lowering", derived)  # frozen: set once, here
+        if (self.lowering is Lowering.SCALAR) != isinstance(self.codegen, ScalarExpr):
+            raise TypeError(f"op {self.name}: a SCALAR lowering is exactly a ScalarExpr codegen")
+        if self.library and self.lowering is not Lowering.SCALAR:
+            raise TypeError(f"op {self.name}: library dtypes apply to SCALAR ops only")
+        if self.ufunc is None and self.kind is Kind.ELEMENTWISE and isinstance(self.impl, np.ufunc):
+            object.__setattr__(self, "ufunc", self.impl)
 
 
 OPS: dict[str, OpDef] = {}
@@ -89,7 +123,14 @@ def register(op: OpDef) -> OpDef:
         raise ValueError(f"op {op.name!r} registered twice")
     OPS[op.name] = op
     SHAPE_RULES[op.name] = op.shape_rule
+    if op.out_types is not None:
+        OUT_TYPES_RULES[op.name] = op.out_types
     return op
+
+
+def ops_lowered(lowering: Lowering) -> frozenset[str]:
+    """The names of the registered ops with this lowering (read after registration)."""
+    return frozenset(name for name, d in OPS.items() if d.lowering is lowering)
 
 
 # The innermost active trace's bind hook, so that ops without traced operands (a `full`

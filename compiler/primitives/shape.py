@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ir.types import TensorType
-from compiler.primitives.registry import Cost, Kind, OpDef, Sample, bind, fail, register
+from compiler.primitives.registry import Cost, Kind, Lowering, OpDef, Sample, bind, fail, register
 
 
 def _reshape_rule(ts, *, shape):
@@ -28,6 +28,7 @@ register(
         kind=Kind.SHAPE,
         cost=Cost.FREE,
         codegen="view",
+        lowering=Lowering.VIEW,
         samples=lambda rng: [
             Sample((rng.normal(size=(3, 4)),), {"shape": (2, 6)}),
             Sample((rng.normal(size=(6,)),), {"shape": (1, 6, 1)}),
@@ -62,6 +63,7 @@ register(
         kind=Kind.SHAPE,
         cost=Cost.FREE,
         codegen="view",
+        lowering=Lowering.VIEW,
         samples=lambda rng: [
             Sample((rng.normal(size=(3, 4)),), {"axes": (1, 0)}),
             Sample((rng.normal(size=(2, 3, 4)),), {"axes": (2, 0, 1)}),
@@ -92,6 +94,7 @@ register(
         kind=Kind.SHAPE,
         cost=Cost.FREE,
         codegen="view",
+        lowering=Lowering.VIEW,
         samples=lambda rng: [
             Sample((rng.normal(size=(3, 1)),), {"shape": (3, 4)}),
             Sample((rng.normal(size=(4,)),), {"shape": (2, 3, 4)}),
@@ -146,6 +149,7 @@ register(
         kind=Kind.SHAPE,
         cost=Cost.FREE,
         codegen="view",
+        lowering=Lowering.VIEW,
         samples=_slice_samples,
         grad_doc="ct written into zeros of the input's shape",
     )
@@ -196,6 +200,7 @@ register(
         kind=Kind.INDEX,
         cost=Cost.CHEAP,
         codegen="concatenate",
+        lowering=Lowering.CUSTOM,
         samples=lambda rng: [
             Sample((rng.normal(size=(2, 3)), rng.normal(size=(4, 3))), {"axis": 0}),
             Sample(

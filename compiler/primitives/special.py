@@ -82,13 +82,14 @@ def _ref(ufunc):
     return impl
 
 
-def _unary(name, impl, deriv, tmpl, samples, doc, cost=Cost.TRANSCENDENTAL):
-    """Register an elementwise op whose derivative is `deriv(x, out)` (a factor)."""
+def _unary(name, ufunc, deriv, tmpl, samples, doc, cost=Cost.TRANSCENDENTAL):
+    """Register SciPy's `ufunc` as an elementwise op whose derivative is `deriv(x, out)`."""
     register(
         OpDef(
             name=name,
             shape_rule=float_unary(name),
-            impl=impl,
+            impl=_ref(ufunc),
+            ufunc=ufunc,
             vjp=lambda ct, x, *, out, **a: (ct * deriv(x, out, **a),),
             jvp=lambda t, x, *, out, **a: t[0] * deriv(x, out, **a),
             codegen=ScalarExpr(tmpl) if tmpl.startswith("(") else tmpl,
@@ -103,7 +104,7 @@ def _unary(name, impl, deriv, tmpl, samples, doc, cost=Cost.TRANSCENDENTAL):
 # d expit = expit (1 - expit)
 _unary(
     "expit",
-    _ref(sp.expit),
+    sp.expit,
     lambda x, out: out * (1.0 - out),
     "({T}(1) / ({T}(1) + math.exp(-{0})))",
     unary_samples(-4, 4),
@@ -112,7 +113,7 @@ _unary(
 # d logit = 1 / (x (1 - x))
 _unary(
     "logit",
-    _ref(sp.logit),
+    sp.logit,
     lambda x, out: 1.0 / (x * (1.0 - x)),
     "(math.log({0} / ({T}(1) - {0})))",
     unary_samples(0.05, 0.95),
@@ -120,7 +121,7 @@ _unary(
 )
 _unary(
     "erf",
-    _ref(sp.erf),
+    sp.erf,
     lambda x, out: _SQRT_2_OVER_PI * np.exp(-(x * x)),
     "(math.erf({0}))",
     unary_samples(-2, 2),
@@ -128,7 +129,7 @@ _unary(
 )
 _unary(
     "erfc",
-    _ref(sp.erfc),
+    sp.erfc,
     lambda x, out: -_SQRT_2_OVER_PI * np.exp(-(x * x)),
     "(math.erfc({0}))",
     unary_samples(-2, 2),
@@ -137,7 +138,7 @@ _unary(
 # erf(erfinv(y)) = y, so d erfinv = sqrt(pi)/2 exp(erfinv^2)
 _unary(
     "erfinv",
-    _ref(sp.erfinv),
+    sp.erfinv,
     lambda x, out: (1.0 / _SQRT_2_OVER_PI) * np.exp(out * out),
     "erfinv",
     unary_samples(-0.9, 0.9),
@@ -145,7 +146,7 @@ _unary(
 )
 _unary(
     "ndtr",
-    _ref(sp.ndtr),
+    sp.ndtr,
     lambda x, out: _INV_SQRT_2PI * np.exp(-0.5 * (x * x)),
     "({T}(0.5) * math.erfc(-{0} * {T}(0.7071067811865476)))",
     unary_samples(-3, 3),
@@ -154,7 +155,7 @@ _unary(
 # d log ndtr = phi(x) / ndtr(x) = exp(-x^2/2 - log_ndtr(x)) / sqrt(2 pi): no 0/0 in the tail
 _unary(
     "log_ndtr",
-    _ref(sp.log_ndtr),
+    sp.log_ndtr,
     lambda x, out: _INV_SQRT_2PI * np.exp(-0.5 * (x * x) - out),
     "log_ndtr",
     unary_samples(-5, 3),
@@ -162,7 +163,7 @@ _unary(
 )
 _unary(
     "gammaln",
-    _ref(sp.gammaln),
+    sp.gammaln,
     lambda x, out: bind("polygamma", x, n=0),
     "(math.lgamma({0}))",
     unary_samples(0.5, 4),
@@ -206,6 +207,7 @@ def register_binary(
     cost=Cost.TRANSCENDENTAL,
     differentiable=True,
     rule=None,
+    ufunc=None,
 ):
     """Register a broadcasting binary op from its partial derivatives `dx(x, y, out)` and
     `dy(x, y, out)` (factors of the cotangent/tangent)."""
@@ -228,6 +230,7 @@ def register_binary(
         samples,
         doc,
         differentiable,
+        ufunc=ufunc,
     )
 
 
@@ -240,6 +243,7 @@ register_binary(
     "({T}(0) if {0} == {T}(0) and {1} == {1} else {0} * math.log({1}))",
     binary_samples(-2, 2, 0.3, 2.5),
     "ct * log(y), ct * x / y",
+    ufunc=sp.xlogy,
 )
 register_binary(
     "xlog1py",
@@ -249,4 +253,5 @@ register_binary(
     "({T}(0) if {0} == {T}(0) and {1} == {1} else {0} * math.log1p({1}))",
     binary_samples(-2, 2, -0.5, 2.0),
     "ct * log1p(y), ct * x / (1 + y)",
+    ufunc=sp.xlog1py,
 )

@@ -7,74 +7,12 @@ from typing import Any
 import numpy as np
 import scipy.special as sp
 
+from compiler.primitives import OPS
 from compiler.trace import indexing, layout, ops
 from compiler.trace.tracer import TraceContext, Tracer, TracerError, user_location
 
-UFUNCS: dict[np.ufunc, str] = {
-    np.add: "add",
-    np.subtract: "subtract",
-    np.multiply: "multiply",
-    np.divide: "divide",
-    np.power: "power",
-    np.negative: "negative",
-    np.exp: "exp",
-    np.log: "log",
-    np.log1p: "log1p",
-    np.expm1: "expm1",
-    np.tanh: "tanh",
-    np.sin: "sin",
-    np.cos: "cos",
-    np.sqrt: "sqrt",
-    np.square: "square",
-    np.absolute: "abs",
-    np.sign: "sign",
-    np.maximum: "maximum",
-    np.minimum: "minimum",
-    np.logaddexp: "logaddexp",
-    np.less: "less",
-    np.less_equal: "less_equal",
-    np.greater: "greater",
-    np.greater_equal: "greater_equal",
-    np.equal: "equal",
-    np.not_equal: "not_equal",
-    np.logical_and: "logical_and",
-    np.logical_or: "logical_or",
-    np.logical_not: "logical_not",
-    np.sinh: "sinh",
-    np.cosh: "cosh",
-    np.arcsin: "arcsin",
-    np.arccos: "arccos",
-    np.arctan: "arctan",
-    np.arcsinh: "arcsinh",
-    np.arccosh: "arccosh",
-    np.arctanh: "arctanh",
-    np.exp2: "exp2",
-    np.log2: "log2",
-    np.log10: "log10",
-    np.cbrt: "cbrt",
-    np.floor: "floor",
-    np.ceil: "ceil",
-    np.trunc: "trunc",
-    np.rint: "rint",
-    np.arctan2: "arctan2",
-    np.hypot: "hypot",
-    np.fmax: "fmax",
-    np.fmin: "fmin",
-    np.remainder: "remainder",
-    np.fmod: "fmod",
-    np.floor_divide: "floor_divide",
-    np.heaviside: "heaviside",
-    sp.expit: "expit",
-    sp.logit: "logit",
-    sp.erf: "erf",
-    sp.erfc: "erfc",
-    sp.erfinv: "erfinv",
-    sp.ndtr: "ndtr",
-    sp.log_ndtr: "log_ndtr",
-    sp.gammaln: "gammaln",
-    sp.xlogy: "xlogy",
-    sp.xlog1py: "xlog1py",
-}
+# The ufuncs the tracer maps onto ops, read from the records (`OpDef.ufunc`).
+UFUNCS: dict[np.ufunc, str] = {d.ufunc: name for name, d in OPS.items() if d.ufunc is not None}
 
 
 def ufunc_name(ufunc: np.ufunc) -> str:

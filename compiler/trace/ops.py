@@ -11,8 +11,6 @@ import numpy as np
 from compiler.trace import layout
 from compiler.trace.tracer import TraceContext, Tracer, TracerError, find_context, user_location
 
-FLOAT_ONLY = {"exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "sqrt", "logaddexp"}
-
 
 def context_of(*args: Any) -> TraceContext:
     ctx = find_context(args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler import trace
+from compiler import jit, trace
 from compiler.ir import Builder, TensorType, verify
 from compiler.passes.cse import cse
 from compiler.passes.dce import dce
@@ -82,3 +82,18 @@ def test_cse_merges_fused_nodes_with_equal_bodies():
 def test_cse_returns_same_object_without_duplicates():
     g = trace(lambda x: np.tanh(x) * x, np.ones(3))
     assert cse(g) is g
+
+
+def test_cse_keeps_maximum_and_minimum_operand_order():
+    # NumPy's maximum(0.0, -0.0) is -0.0 but maximum(-0.0, 0.0) is 0.0: swapping operands
+    # changes the sign of a zero result, so cse must not merge the two orders.
+    def f(x, y):
+        return np.maximum(x, y), np.maximum(y, x), np.minimum(x, y), np.minimum(y, x)
+
+    x, y = np.array([0.0, -0.0, 1.0]), np.array([-0.0, 0.0, 1.0])
+    g = trace(f, x, y)
+    out = cse(g)
+    assert _ops(out).count("maximum") == 2 and _ops(out).count("minimum") == 2
+    got = jit(f, backend="interpret")(x, y)
+    for a, b in zip(got, f(x, y)):
+        np.testing.assert_array_equal(np.signbit(a), np.signbit(b))

@@ -114,14 +114,14 @@ def _verify_cases() -> list[Case]:
         Case(("compiler/ir/verify.py", "unknown op"),
              _graph([a], [Node("frobnicate", (a,), {}, (out,))], [out]),
              VerifyError, "node 0: unknown op 'frobnicate'"),
-        Case(("compiler/ir/verify.py", "body outputs do not match"),
+        Case(("compiler/ir/verify.py", "its rule says"),
              _graph([a], [Node("fused", (a,), {"body": fused_body}, (out,))], [out]),
-             VerifyError, r"node 0 \(fused\): body outputs do not match node outputs"),
-        Case(("compiler/ir/verify.py", "body inputs do not match"),
+             VerifyError, r"node 0 \(fused\): outputs typed f64\[2\], its rule says nothing"),
+        Case(("compiler/primitives/fused.py", "body inputs do not match"),
              _graph([a, b], [Node("fused", (a, b), {"body": Graph((fused_body.inputs[0],), (),
                                                                    fused_body.inputs)},
                                   (out,))], [out]),
-             VerifyError, r"node 0 \(fused\): body inputs do not match node inputs"),
+             VerifyError, r"node 0 \(fused\): fused: body inputs do not match node inputs"),
         Case(("compiler/ir/verify.py", "redefines a value"),
              _graph([a], [neg, Node("negative", (a,), {}, (out,))], [out]),
              VerifyError, r"node 1 \(negative\) redefines a value \(not SSA\)"),
@@ -218,7 +218,7 @@ def _unusual_cases() -> list[Case]:
     from compiler.passes import get_pass, run_passes
     from compiler.passes.manager import register_pass
     from compiler.plan.planner import Policy, _as_policy
-    from compiler.primitives.registry import Kind, OpDef, register
+    from compiler.primitives.registry import Kind, Lowering, OpDef, register
     from runtime import cache
     from runtime.arena import Arena
     from runtime.pytree import flatten_args
@@ -299,6 +299,16 @@ def _unusual_cases() -> list[Case]:
              lambda: OpDef(name="mine", shape_rule=lambda ts: ts[0], impl=np.negative,
                            kind=Kind.ELEMENTWISE),
              TypeError, "op mine: a differentiable op needs vjp and jvp rules"),
+        Case(("compiler/primitives/registry.py", "exactly a ScalarExpr codegen"),
+             lambda: OpDef(name="mine", shape_rule=lambda ts: ts[0], impl=np.negative,
+                           kind=Kind.ELEMENTWISE, codegen="mine", lowering=Lowering.SCALAR,
+                           differentiable=False),
+             TypeError, "op mine: a SCALAR lowering is exactly a ScalarExpr codegen"),
+        Case(("compiler/primitives/registry.py", "library dtypes apply"),
+             lambda: OpDef(name="mine", shape_rule=lambda ts: ts[0], impl=np.negative,
+                           kind=Kind.ELEMENTWISE, codegen="mine", library=("float64",),
+                           differentiable=False),
+             TypeError, "op mine: library dtypes apply to SCALAR ops only"),
         Case(("compiler/primitives/registry.py", "registered twice"),
              lambda: register(compiler.primitives.OPS["exp"]), ValueError,
              "op 'exp' registered twice"),
