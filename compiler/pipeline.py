@@ -33,6 +33,7 @@ from compiler.ir.graph import Graph
 from compiler.logging_setup import slow
 from compiler.passes import ALGEBRAIC_PASSES, PIPELINE, known_passes, run_passes
 from compiler.plan import Plan, Policy, plan, split_plan
+from compiler.stage_cache import cached_stages
 from compiler.trace import STATIC, trace_tree
 from compiler.trace.loops import loop_memory
 
@@ -219,7 +220,7 @@ def compile(
     dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
     c = Compiled(None, dyn, tr.out_tree, len(g.outputs), draws=tr.draws)
     if mode == "jit":
-        c.stages = jit_stages(g, options, keep)
+        c.stages = cached_stages(g, ("jit",), options, keep, lambda: jit_stages(g, options, keep))
     else:
         wrt = differentiable_leaves(fun, args, transform.argnums, tr.kinds, mode)
         wrt_inputs = [dyn.index(i) for i in wrt]
@@ -230,13 +231,23 @@ def compile(
             if has_aux:
                 first = optree.tree_unflatten(tr.out_tree, list(range(n_out)))[0]
                 n_primal = optree.tree_structure(first, none_is_leaf=False).num_leaves
-            joint = vjp_graph(g, wrt_inputs, seeds="input", ct_outputs=tuple(range(n_primal)))
-            c.stages = vjp_stages(g, joint, n_in, n_out, options, keep)
+
+            def vjp_build() -> Stages:
+                cts = tuple(range(n_primal))
+                joint = vjp_graph(g, wrt_inputs, seeds="input", ct_outputs=cts)
+                return vjp_stages(g, joint, n_in, n_out, options, keep)
+
+            what = ("vjp", tuple(wrt_inputs), n_primal)
+            c.stages = cached_stages(g, what, options, keep, vjp_build)
             c.n_res = c.stages.n_residuals
         else:
             check_scalar_output(mode, has_aux, tr)
-            joint = vjp_graph(g, wrt_inputs, seeds="ones", ct_outputs=(0,))
-            c.stages = grad_stages(g, joint, options, keep)
+
+            def grad_build() -> Stages:
+                joint = vjp_graph(g, wrt_inputs, seeds="ones", ct_outputs=(0,))
+                return grad_stages(g, joint, options, keep)
+
+            c.stages = cached_stages(g, ("grad", tuple(wrt_inputs)), options, keep, grad_build)
     if build:
         lowered = c.stages.lowered
         c.fn = lower(lowered[0], options.backend)

@@ -17,7 +17,7 @@ LAYERS = [
     ("compiler.passes",),
     ("compiler.plan",),
     ("compiler.codegen",),
-    ("compiler.pipeline", "compiler.arguments"),
+    ("compiler.pipeline", "compiler.arguments", "compiler.stage_cache"),
     ("compiler.api",),
     ("compiler.transforms",),
     (

@@ -12,6 +12,15 @@ outside was produced *before the group's first member* (graph inputs, constants 
 count as produced at the start). The fused node then takes the place of its first member,
 everything it reads is already defined there, and everything that reads it comes later.
 Matrix products, indexing and views stay outside groups (BLAS and NumPy views do them best).
+
+Kernel identity: a group's size is capped (`MAX_GROUP`), and where the cap cuts must not
+depend on how far a node is from the start of the graph. Greedy grouping without the cap
+depends on structure alone; so a round first groups without chunks, and only if the cap
+refuses a merge does it start over with *chunks* that no group crosses, cut where the graph's
+local structure says so (`compiler/passes/chunks.py`). So the repeated steps of an unrolled
+loop fuse into the same groups step after step, their loop bodies render to the same text,
+and the kernel, named by that text's hash (`codegen/source.name_kernel`), compiles once
+however many steps there are.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from compiler.ir.graph import Builder, Graph, Node, Value, copy_into
+from compiler.passes.chunks import chunks
 from compiler.passes.manager import register_pass
 from compiler.passes.route import routed
 from compiler.primitives import CONST_OPS, OPS, REDUCE_OPS, Lowering
@@ -39,6 +49,10 @@ def _absorbable(n: Node) -> bool:
     return n.op == "broadcast_to" or n.op == "full" or (n.op == "const" and n.out.ndim == 0)
 
 
+class _Capped(Exception):
+    """The size cap refused a merge in an unchunked round (see `_fuse_round`)."""
+
+
 @dataclass
 class _Group:
     first: int
@@ -48,7 +62,9 @@ class _Group:
 
 
 class _Fuser:
-    def __init__(self, graph: Graph, barrier: Callable[[Node], bool] | None = None) -> None:
+    def __init__(
+        self, graph: Graph, barrier: Callable[[Node], bool] | None = None, chunked: bool = False
+    ) -> None:
         self.g = graph
         self.barrier = barrier
         self.nodes = graph.nodes
@@ -62,6 +78,17 @@ class _Fuser:
             for u in n.inputs:
                 self.readers.setdefault(u, []).append(i)
         self.outputs = set(graph.outputs)
+        # without chunks every node is in chunk 0, and the first time the size cap refuses a
+        # merge the round starts over with chunks (`_Capped`)
+        self.chunked = chunked
+        self.chunk = chunks(graph, MAX_GROUP) if chunked else [0] * len(graph.nodes)
+        self._srcs: dict[int, list[tuple[Value, int]]] = {}
+
+    def _full(self, over: bool) -> bool:
+        """`over`, the size cap refusing a merge: unchunked, that starts the round over."""
+        if over and not self.chunked:
+            raise _Capped
+        return over
 
     def pos(self, v: Value) -> int:
         """Where `v` is produced; -1 for inputs and for constants (which are hoisted)."""
@@ -87,14 +114,24 @@ class _Fuser:
         i = self.prod.get(v)
         return i is not None and i in members and self.nodes[i].op not in REDUCE_OPS
 
+    def _sources(self, i: int) -> list[tuple[Value, int]]:
+        """(source, where it is produced) for each input of node i that a group reads: what
+        `_source` says, constants left out (computed once per node)."""
+        got = self._srcs.get(i)
+        if got is None:
+            got = []
+            for u in self.nodes[i].inputs:
+                src = self._source(u)
+                if src is not None:
+                    got.append((src, self.pos(src)))
+            self._srcs[i] = got
+        return got
+
     def _late_inputs(self, members: set[int], first: int):
         """Values the would-be group reads from outside that are produced at or after `first`."""
         for i in sorted(members):
-            for u in self.nodes[i].inputs:
-                src = self._source(u)
-                if src is None or self._internal(src, members):
-                    continue
-                if self.pos(src) >= first:
+            for src, at in self._sources(i):
+                if at >= first and not self._internal(src, members):
                     yield src
 
     def legal(self, members: set[int], first: int) -> bool:
@@ -117,11 +154,12 @@ class _Fuser:
             n = self.nodes[q]
             if (
                 q not in self.group_of
+                or self.chunk[q] != self.chunk[first]
                 or n.op in REDUCE_OPS
                 or n.out.shape != domain
                 or late in self.outputs
                 or any(r not in members for r in self.readers.get(late, ()))
-                or len(members) >= MAX_GROUP
+                or self._full(len(members) >= MAX_GROUP)
             ):
                 return None
             members.add(q)
@@ -151,6 +189,7 @@ class _Fuser:
             if (
                 gr is not None
                 and gr.domain == n.out.shape
+                and self.chunk[gr.first] == self.chunk[i]
                 and self.nodes[j].op not in REDUCE_OPS
                 and all(gr is not c for c in cands)
             ):
@@ -160,7 +199,7 @@ class _Fuser:
         for opt in options:
             members = {m for gr in opt for m in gr.members} | {i}
             axes = {gr.axes for gr in opt if gr.axes is not None}
-            if len(members) > MAX_GROUP or len(axes) > 1:
+            if len(axes) > 1 or self._full(len(members) > MAX_GROUP):
                 continue
             first = min(gr.first for gr in opt)
             plan = self._plan(members, first, n.out.shape)
@@ -197,11 +236,12 @@ class _Fuser:
         gr = self.group_of.get(j) if j is not None else None
         if (
             gr is not None
+            and self.chunk[gr.first] == self.chunk[i]
             and self.nodes[j].op not in REDUCE_OPS
             and gr.axes in (None, axes)
-            and len(gr.members) < MAX_GROUP
             and n.inputs[0].shape == gr.domain
             and (n.op == "sum" or n.out.type.is_float)
+            and not self._full(len(gr.members) >= MAX_GROUP)
         ):
             gr.members.append(i)
             gr.axes = axes
@@ -264,8 +304,16 @@ def fuse(graph: Graph, *, barrier: Callable[[Node], bool] = routed) -> Graph:
 
 def _fuse_round(graph: Graph, barrier: Callable[[Node], bool] | None) -> Graph:
     """One greedy grouping round over `graph` (the same graph object when nothing fuses)."""
-    fz = _Fuser(graph, barrier)
-    groups = [gr for gr in fz.run() if len(gr.members) > 1]
+    # Without the size cap, greedy grouping depends on structure alone, so repeated structure
+    # fuses alike. Only a graph whose groups reach the cap needs chunks (see module doc);
+    # any other graph fuses exactly as greedily as it can.
+    try:
+        fz = _Fuser(graph, barrier)
+        found = fz.run()
+    except _Capped:
+        fz = _Fuser(graph, barrier, chunked=True)
+        found = fz.run()
+    groups = [gr for gr in found if len(gr.members) > 1]
     if not groups:
         return graph
     nodes = graph.nodes

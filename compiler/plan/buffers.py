@@ -79,6 +79,7 @@ def assign_buffers(graph: Graph, *, inplace: bool = True, share: bool = True) ->
     temps = [v for v in live.owners if v not in live.escapes]
     slot_of: dict[Value, int] = {}
     handover: dict[Value, Value] = {}
+    taken: set[Value] = set()  # handover's values, kept as a set: a lookup per operand
     slots: list[Slot] = []
     holder: list[int] = []  # per slot: the index (in temps) of its current occupant
     # class -> heap of (end, occupant, slot); an entry is stale once the slot is handed over
@@ -91,7 +92,7 @@ def assign_buffers(graph: Graph, *, inplace: bool = True, share: bool = True) ->
             _, who, sid = heapq.heappop(heap)
             if holder[sid] == who:
                 heapq.heappush(pool, sid)
-        sid = _donor(live, v, slot_of, handover) if inplace and share else None
+        sid = _donor(live, v, slot_of, handover, taken) if inplace and share else None
         if sid is None:
             if pool and share:
                 sid = heapq.heappop(pool)
@@ -107,7 +108,6 @@ def assign_buffers(graph: Graph, *, inplace: bool = True, share: bool = True) ->
             slot_of[v] = len(slots)
             slots.append(Slot(len(slots), v.dtype, v.type.size, fresh=True))
     views = {v: r for v, r in live.root.items() if r is not v}
-    taken = set(handover.values())
     # an operand handed over to its node's output is counted once there
     ends = {v: live.end[v] - (v in taken) for v in temps}
     per_node = live_bytes(live, temps, ends)
@@ -123,13 +123,15 @@ def assign_buffers(graph: Graph, *, inplace: bool = True, share: bool = True) ->
     )
 
 
-def _donor(live: Liveness, v: Value, slot_of: dict, handover: dict) -> int | None:
-    """The slot of an operand `v`'s node may overwrite, recording the handover."""
+def _donor(
+    live: Liveness, v: Value, slot_of: dict, handover: dict, taken: set[Value]
+) -> int | None:
+    """The slot of an operand `v`'s node may overwrite, recording the handover (in
+    `handover`, and its operand in `taken`)."""
     i = live.start[v]
     node = live.nodes[i]
     if not _same_index(node):
         return None
-    taken = set(handover.values())
     for u in node.inputs:
         if (
             u in slot_of
@@ -139,5 +141,6 @@ def _donor(live: Liveness, v: Value, slot_of: dict, handover: dict) -> int | Non
             and _class(u) == _class(v)
         ):
             handover[v] = u
+            taken.add(u)
             return slot_of[u]
     return None

@@ -17,8 +17,6 @@ import bisect
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import networkx as nx
-
 from compiler.ir.graph import Builder, Graph, Node, Value
 from compiler.primitives import OPS
 from compiler.primitives.registry import Cost
@@ -105,6 +103,10 @@ def decide(
         ds = [dist[w] + 1 for w in users.get(v, ())]
         dist[v] = 0 if v in needed else min(ds, default=len(region))
     scale = (len(region) + 1) * (len(region) + 1)
+    # imported here, not at the top: networkx takes 0.3 s to import, and a process whose
+    # stages come from the stage cache (compiler/stage_cache.py) never plans
+    import networkx as nx
+
     g = nx.DiGraph()
     g.add_nodes_from(("src", "sink"))
     for i, v in enumerate(region):

@@ -1131,6 +1131,12 @@ INTERNAL = {
     "their body",
     ("compiler/autodiff/inline.py", "internal:"): "invariant: splice binds typed inputs",
     ("compiler/transforms/custom.py", "raise NotImplementedError"): "abstract _ready",
+    ("compiler/ir/digest.py", "raise _Opaque"): "internal: caught by exact_digest, which "
+    "returns None (the graph is not cached)",
+    ("compiler/passes/fuse.py", "raise _Capped"): "internal: caught by _fuse_round, which "
+    "groups again with chunks",
+    ("runtime/artifacts.py", "key must be 64 hex digits"): "invariant: keys are the stage "
+    "cache's sha256 digests (tests/runtime/test_artifacts.py)",
     (
         "compiler/ir/verify.py",
         'raise VerifyError(f"node {i} ({n.op}): {exc}")',
