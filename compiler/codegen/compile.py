@@ -20,6 +20,7 @@ from typing import Any
 
 from compiler.codegen.arena import StageBuffers
 from compiler.codegen.driver import PyDriver
+from compiler.codegen.njit_driver import njit_generate, njit_rule, tiers
 from compiler.codegen.scalar import ScalarDriver, scalar_eligible
 from compiler.codegen.source import FASTMATH, digest
 from compiler.ir.graph import Graph
@@ -97,7 +98,7 @@ class Generated:
 
     source: str
     params: list[object]
-    kind: str  # "njit" or "python"
+    kind: str  # "njit" (all-scalar), "njit-array" (njit_driver.py) or "python"
     count: int  # njit functions in the module
     graph: Graph  # the graph the driver runs (the one given)
     buffers: Buffers | None = None  # its buffer plan (Python driver; the one given)
@@ -111,9 +112,12 @@ def uses_arena(graph: Graph) -> bool:
     return not scalar_eligible(graph)
 
 
-def generate(graph: Graph, buffers: Buffers | None, stage: str) -> Generated:
+def generate(graph: Graph, buffers: Buffers | None, stage: str, driver: str = "auto") -> Generated:
     """The module source for `graph` following the buffer plan `buffers` (None exactly when
-    the graph uses no arena, see `uses_arena`), and the params the stage binds."""
+    the graph uses no arena, see `uses_arena`), and the params the stage binds.
+
+    `driver`: "auto" compiles the driver too where `njit_rule` says so and the graph's ops
+    allow it; "python" never does."""
     kernels: dict[str, str] = {}
     imports = ["import math", "", "import numba", "import numpy as np", ""]
     bufs = None
@@ -129,12 +133,16 @@ def generate(graph: Graph, buffers: Buffers | None, stage: str) -> Generated:
         if buffers is None:
             raise ValueError("this graph needs its buffer plan (pipeline stage `buffers`)")
         bufs = buffers
-        gen = PyDriver(graph, kernels, bufs)
-        driver_src = gen.generate()
+        pick = driver == "auto" and njit_rule(graph)
+        gen = njit_generate(graph, kernels, bufs) if pick else None
+        if gen is not None:  # small arrays: the driver compiled too (njit_driver.py)
+            driver_src, kind = gen.driver_src, "njit-array"
+        else:
+            gen = PyDriver(graph, kernels, bufs)
+            driver_src, kind = gen.generate(), "python"
         layout = tuple(gen.layout)
         small = tuple(gen.small_sites)
-        kind = "python"
-    count = len(kernels) + (kind == "njit")
+    count = len(kernels) + (kind != "python")
     parts = [
         "\n".join(imports),
         "",
@@ -176,7 +184,7 @@ def _share(module: Any, kind: str) -> None:
                 _KERNELS[name] = getattr(module, name)
             elif getattr(module, name) is not have:
                 setattr(module, name, have)  # the Python driver looks kernels up at call time
-        if kind == "njit":
+        if kind != "python":
             _DRIVERS[module.__name__] = module._body
 
 
@@ -188,8 +196,20 @@ def compile_graph(
     runs the lowering passes and then this.
 
     `eager` runs every small loop's kernel from the first call instead of NumPy calls first
-    (the tests use it to run each op through its kernel as well as through the fallback)."""
+    (the tests use it to run each op through its kernel as well as through the fallback).
+
+    A graph `njit_rule` picks runs the Python driver first and switches to its compiled
+    driver (`njit_driver.tiers`)."""
     gen = generate(graph, buffers, stage)
+    if gen.kind != "njit-array":
+        return _bind(gen, stage, eager)
+    first = _bind(generate(graph, buffers, stage, driver="python"), stage, eager)
+    # the compiled driver's module loads when the stage switches to it, not before
+    return tiers(first, functools.partial(_bind, gen, stage, eager), CompiledStage)
+
+
+def _bind(gen: Generated, stage: str, eager: bool) -> CompiledStage:
+    """Load `gen`'s module and bind its params: the stage's callable."""
     module = _load(gen.source)
     _share(module, gen.kind)
     params = gen.params

@@ -78,6 +78,8 @@ class PyDriver:
     per arena view the driver unpacks, in order (what `StageBuffers` builds per set).
     """
 
+    COPY = "np.array({}, order='C')"  # a C-contiguous copy of an output that needs one
+
     def __init__(self, graph: Graph, kernels: dict[str, str], bufs: Buffers) -> None:
         self.graph = graph
         self.kernels = kernels
@@ -167,13 +169,18 @@ class PyDriver:
         return d.name
 
     # -- generation ------------------------------------------------------------------------
-    def generate(self) -> str:
+    def number_values(self) -> None:
+        """Number every value (`v0, v1, ...`): inputs first, then node outputs in order."""
         g = self.graph
         for v in g.inputs:
             self.index[v] = len(self.index)
         for n in g.nodes:
             for v in n.outputs:
                 self.index[v] = len(self.index)
+
+    def generate(self) -> str:
+        g = self.graph
+        self.number_values()
         args = ", ".join(["P"] + [self.vname(v) for v in g.inputs])
         for v in g.inputs:
             name = self.vname(v)
@@ -221,7 +228,7 @@ class PyDriver:
             if d.fresh and d.plain and per_root[root.get(v, v)] == 1 and not seen[v]:
                 texts.append(name)
             else:
-                texts.append(f"np.array({name}, order='C')")
+                texts.append(self.COPY.format(name))
             seen[v] += 1
         return texts
 
@@ -257,6 +264,31 @@ class PyDriver:
             self.fallback(n)
 
     def loop(self, n: Node, body: Graph) -> None:
+        k, args, shapes, params, outs, call = self.loop_call(n, body)
+        # the domain's size is a param, so the text stays size-independent; each variant
+        # (NumPy calls, serial kernel, parallel kernel) compiles on first use only
+        size = self.param(int(np.prod(k.domain, dtype=np.int64)))
+        kname = k.name
+        if k.par_name is not None:
+            self.kernels[k.par_name] = k.par_source
+            least = PARALLEL_MIN_LIBM if "math." in k.source else PARALLEL_MIN
+            kname = f"({k.par_name} if {size} >= {least} else {k.name})"
+        if k.domain == ():
+            self.src.line(f"{kname}({', '.join(call)})")
+            return
+        self.hot = True
+        after = self.param(0)  # set when every call site is known (generate)
+        ops = sum(m.op not in ("const", "full", "broadcast_to") for m in body.nodes)
+        self.small_sites.append((len(self.params) - 1, k.name, ops))
+        with self.src.block(f"if calls > {after} or {size} >= {SMALL_LOOP}:"):
+            self.src.line(f"{kname}({', '.join(call)})")
+        with self.src.block("else:"):
+            tag = f"t{self.index[n.outputs[0]]}_"
+            self.small_loop(body, args, shapes, dict(zip(k.params, params)), outs, tag)
+
+    def loop_call(self, n: Node, body: Graph) -> tuple:
+        """The serial kernel of loop node `n` (added to the module) and its call: returns
+        `(kernel, args, arg shapes, param names, output names, call arguments)`."""
         args, shapes = [], []
         for v in n.inputs:
             d = self.vals[v]
@@ -282,26 +314,7 @@ class PyDriver:
         call = args + params + outs
         if k.needs_shape:
             call.append(self.shape_param(k.domain))
-        # the domain's size is a param, so the text stays size-independent; each variant
-        # (NumPy calls, serial kernel, parallel kernel) compiles on first use only
-        size = self.param(int(np.prod(k.domain, dtype=np.int64)))
-        kname = k.name
-        if k.par_name is not None:
-            self.kernels[k.par_name] = k.par_source
-            least = PARALLEL_MIN_LIBM if "math." in k.source else PARALLEL_MIN
-            kname = f"({k.par_name} if {size} >= {least} else {k.name})"
-        if k.domain == ():
-            self.src.line(f"{kname}({', '.join(call)})")
-            return
-        self.hot = True
-        after = self.param(0)  # set when every call site is known (generate)
-        ops = sum(m.op not in ("const", "full", "broadcast_to") for m in body.nodes)
-        self.small_sites.append((len(self.params) - 1, k.name, ops))
-        with self.src.block(f"if calls > {after} or {size} >= {SMALL_LOOP}:"):
-            self.src.line(f"{kname}({', '.join(call)})")
-        with self.src.block("else:"):
-            tag = f"t{self.index[n.outputs[0]]}_"
-            self.small_loop(body, args, shapes, dict(zip(k.params, params)), outs, tag)
+        return k, args, shapes, params, outs, call
 
     def small_loop(
         self,

@@ -11,6 +11,11 @@ are arguments, so the text does not depend on their values either. Each value is
 the shallowest loop depth where all of its indices are known (loop-invariant hoisting done by
 hand: Numba cannot hoist loads past stores to arrays that might alias). Reductions over a
 trailing run of axes accumulate in a register; other reduced axes accumulate into the output.
+
+A float32 (or float16) sum accumulates in float64 (a float64 register, or a float64 scratch
+array where it accumulates across outer iterations) and rounds once at the store: summed
+sequentially in float32, 1e7 terms lose about four digits, where NumPy's pairwise sum loses
+none that matter. This is the one deliberate float64 value in a float32 kernel.
 """
 
 from __future__ import annotations
@@ -252,7 +257,10 @@ class _Gen:
             else:
                 parts = [f"i{d}" for d in range(r) if d not in axes]
             idx = "[" + ", ".join(parts) + "]" if parts else "[()]"
-            reds.append((f"o{k}", n, f"r{k}", idx))
+            # where the sum accumulates across outer iterations: the output, or for a wide
+            # (float32) sum a float64 scratch array rounded into the output at the end
+            into = f"w{k}" if _wide(n) and axes and not full_trailing else f"o{k}"
+            reds.append((f"o{k}", n, f"r{k}", idx, into))
 
         stores: list[list[str]] = [[] for _ in range(r + 1)]
         for k, v in enumerate(body.outputs):
@@ -277,19 +285,27 @@ class _Gen:
             elif r > 1:
                 src.line(f"{', '.join(f'n{d}' for d in range(r))} = {ext}")
             if reds and not full_trailing and axes:
-                for oname, n, _acc, _idx in reds:
-                    self._init_loops(src, oname, n)
+                for oname, n, _acc, _idx, into in reds:
+                    if into != oname:
+                        src.line(f"{into} = np.empty({oname}.shape, np.float64)")
+                    self._out_loops(src, oname, n, f"{into}[{{}}] = {self._init(n)}")
             self._parallel = parallel
             self._emit_depth(src, 0, t, full_trailing, axes, reds, stores)
+            for oname, n, _acc, _idx, into in reds:
+                if into != oname:  # round the float64 sums once
+                    self._out_loops(
+                        src, oname, n, f"{oname}[{{0}}] = {ctor(n.out.dtype)}({into}[{{0}}])"
+                    )
         return src.text(), needs_shape, ops
 
-    def _init_loops(self, src: Source, oname: str, n: Node) -> None:
-        rank, init = n.out.ndim, self._init(n)
+    @staticmethod
+    def _out_loops(src: Source, oname: str, n: Node, stmt: str) -> None:
+        """A loop nest over the reduction output's shape running `stmt` (`{0}` the index)."""
+        rank = n.out.ndim
 
         def nest(d: int) -> None:
             if d == rank:
-                idx = ", ".join(f"j{e}" for e in range(rank)) or "()"
-                src.line(f"{oname}[{idx}] = {init}")
+                src.line(stmt.format(", ".join(f"j{e}" for e in range(rank)) or "()"))
                 return
             with src.block(f"for j{d} in range({oname}.shape[{d}]):"):
                 nest(d + 1)
@@ -298,7 +314,7 @@ class _Gen:
 
     @staticmethod
     def _init(n: Node) -> str:
-        T = ctor(n.out.dtype)
+        T = "np.float64" if _wide(n) else ctor(n.out.dtype)
         return {"sum": f"{T}(0)", "max": f"{T}(-np.inf)", "min": f"{T}(np.inf)"}[n.op]
 
     @staticmethod
@@ -317,7 +333,7 @@ class _Gen:
             for s in stores[d]:
                 src.line(s)
         if d == t and axes and t < r:
-            for _o, n, acc, _idx in reds:
+            for _o, n, acc, _idx, _into in reds:
                 src.line(f"{acc} = {self._init(n)}")
         if d < r:
             loop = "numba.prange" if d == 0 and self._parallel else "range"
@@ -326,23 +342,32 @@ class _Gen:
         else:
             for s in stores[d]:
                 src.line(s)
-            for oname, n, acc, idx in reds:
+            for oname, n, acc, idx, into in reds:
                 v = self.names[n.inputs[0]]
                 if not axes:  # reducing over no axis is the identity
                     src.line(f"{oname}{idx} = {v}")
-                elif t < r:
+                    continue
+                if _wide(n):
+                    v = f"np.float64({v})"
+                if t < r:
                     if n.op == "sum":
                         src.line(f"{acc} += {v}")
                     else:
                         src.line(f"{acc} = {self._combine(n.op, acc, v)}")
                 else:
-                    src.line(f"{oname}{idx} = {self._combine(n.op, oname + idx, v)}")
+                    src.line(f"{into}{idx} = {self._combine(n.op, into + idx, v)}")
         if d == t and axes and t < r:
-            for oname, n, acc, idx in reds:
+            for oname, n, acc, idx, into in reds:
                 if full_trailing:
-                    src.line(f"{oname}{idx} = {acc}")
+                    val = f"{ctor(n.out.dtype)}({acc})" if _wide(n) else acc
+                    src.line(f"{oname}{idx} = {val}")
                 else:
-                    src.line(f"{oname}{idx} = {self._combine(n.op, oname + idx, acc)}")
+                    src.line(f"{into}{idx} = {self._combine(n.op, into + idx, acc)}")
+
+
+def _wide(n: Node) -> bool:
+    """Whether reduction `n` accumulates in float64: a float32 or float16 sum (module doc)."""
+    return n.op == "sum" and n.out.dtype in (np.float32, np.float16)
 
 
 def loop_kernel(body: Graph, arg_shapes: Sequence[tuple[int, ...] | None]) -> LoopKernel:

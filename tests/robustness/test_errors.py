@@ -1091,6 +1091,10 @@ INTERNAL = {
     ("compiler/__main__.py", "SystemExit"): "the CLI's exit status",
     ("compiler/docgen.py", "SystemExit"): "a build script's exit status",
     (
+        "compiler/codegen/njit_driver.py",
+        "raise NotNjit",
+    ): "control flow: njit_generate catches it and the Python driver runs the graph",
+    (
         "compiler/pipeline.py",
         "internal: captured values",
     ): "invariant: top-level traces capture none",
