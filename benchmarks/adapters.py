@@ -163,8 +163,11 @@ class TorchFramework(Framework):
             pass
         self.torch = torch
 
+    def loss(self, w):
+        return w.torch_loss()
+
     def prepare(self, w, params, data):
-        loss = w.torch_loss()
+        loss = self.loss(w)
         if loss is None:
             return None
         torch = self.torch
@@ -198,10 +201,30 @@ class TorchFramework(Framework):
         return Runner(call, to_numpy)
 
 
+class TorchCompileFramework(TorchFramework):
+    """PyTorch with the loss compiled by `torch.compile` (inductor; backward via AOTAutograd)."""
+
+    name = "torch.compile"
+
+    def __init__(self, threads: int):
+        super().__init__(threads)
+        self._compiled: dict[str, Callable | None] = {}
+
+    def loss(self, w):
+        if w.name not in self._compiled:
+            loss = w.torch_loss()
+            self._compiled[w.name] = None if loss is None else self.torch.compile(loss)
+        return self._compiled[w.name]
+
+
 def available_frameworks(threads: int) -> list[Framework]:
-    """JAX and PyTorch, those that import."""
+    """JAX, PyTorch and torch.compile, those that import."""
     found: list[Framework] = []
-    for make in (JaxFramework, lambda: TorchFramework(threads)):
+    for make in (
+        JaxFramework,
+        lambda: TorchFramework(threads),
+        lambda: TorchCompileFramework(threads),
+    ):
         try:
             found.append(make())
         except ImportError:

@@ -639,6 +639,17 @@ def _workloads() -> dict[str, Workload]:
             description="2**22 elements, elementwise chain with transcendentals, summed",
         ),
         Workload(
+            "chain-f32",
+            vector_make,
+            chain_loss,
+            chain_numpy_vg,
+            chain_jax,
+            chain_torch,
+            dtype=np.float32,
+            small={"n": 64},
+            description="the chain workload in float32",
+        ),
+        Workload(
             "arith",
             vector_make,
             arith_loss,

@@ -1,8 +1,9 @@
 """The on-disk cache of generated Python modules, and the in-process memo in front of it.
 
 Layout: `<root>/<mode>/<version tag>/<prefix>_<hash24>.py`, where root is `$GRADC_CACHE_DIR`
-or the platform's user cache folder, mode names the code-generation mode ("numba", later
-e.g. "numba-libmvec") and the version tag names everything the machine code depends on.
+or the platform's user cache folder, mode names the code-generation mode ("numba", or
+"numba-libmvec1-avx512": one per SIMD mode, compiler/codegen/simd.py) and the version tag
+names everything the machine code depends on.
 Numba's `cache=True` keeps its machine code next to each entry in `__pycache__`.
 
 An entry is one header line `# gradc-content-sha256: <digest>` followed by the generated
@@ -83,6 +84,8 @@ _memo: dict[tuple[str, str], types.ModuleType] = {}
 _key_locks: dict[tuple[str, str], threading.Lock] = {}
 _fallbacks: dict[Path, Path] = {}
 _stats = {"written": 0, "rebuilt": 0, "disk": 0, "memory": 0}
+# the code-generation mode of the latest `load_module` (the compiler picks one per SIMD setting)
+_last_mode = ["numba"]
 
 
 def cache_root() -> Path:
@@ -127,6 +130,7 @@ def load_module(source: str, *, prefix: str = "gradc", mode: str = "numba") -> t
     _check_name("prefix", prefix, _PREFIX_RE)
     _check_name("mode", mode, _MODE_RE)
     tag = version_tag()
+    _last_mode[0] = mode
     digest = hashlib.sha256(f"{tag}\n{mode}\n{source}".encode()).hexdigest()
     memo_key = (prefix, digest)
     module = _memo.get(memo_key)
@@ -169,8 +173,10 @@ def clear_memory_cache() -> None:
             _stats[key] = 0
 
 
-def cache_info() -> dict[str, Any]:
-    """Return the cache root, the current folder, and the entry count and bytes under the root."""
+def cache_info(mode: str | None = None) -> dict[str, Any]:
+    """Return the cache root, the current folder (of `mode`; default: the mode this process
+    last loaded a module under, "numba" before any), and the entry count and bytes under the
+    root."""
     root = cache_root()
     entries = 0
     total = 0
@@ -179,7 +185,9 @@ def cache_info() -> dict[str, Any]:
             with suppress(OSError):
                 total += path.stat().st_size
                 entries += _is_entry(path)
-    current = cache_dir()
+    with _lock:
+        mode = mode or _last_mode[0]
+    current = cache_dir(mode)
     with _lock:
         fallback = _fallbacks.get(current)
     return {

@@ -30,6 +30,13 @@ os.environ.setdefault("GRADC_COMPILE", "never")
 BACKENDS = ("interpret", "numba")
 
 
+@pytest.fixture
+def scalar_libm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIMD transcendentals off (`GRADC_SIMD=0`): routing and kernel text the same on every
+    host, for the tests that pin them (goldens, routing by the op records)."""
+    monkeypatch.setenv("GRADC_SIMD", "0")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",

@@ -215,7 +215,9 @@ def _cmd_cache(ns: argparse.Namespace) -> int:
         n = cache.clear_cache()
         print(f"removed {n} cache entries from {cache.cache_root()}")
         return 0
-    print(report())
+    from compiler.codegen import simd
+
+    print(report(simd.cache_mode()))  # the folder this process's compiles would use
     return 0
 
 

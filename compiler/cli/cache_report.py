@@ -44,9 +44,9 @@ def modules(folder: Path) -> list[dict]:
     return out
 
 
-def report() -> str:
-    """The text `gradc cache info` prints."""
-    info = cache.cache_info()
+def report(mode: str | None = None) -> str:
+    """The text `gradc cache info` prints, for the folder of code-generation `mode`."""
+    info = cache.cache_info(mode)
     lines = []
     for key, value in info.items():
         if key == "bytes":

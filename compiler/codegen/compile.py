@@ -180,9 +180,12 @@ def generate(
 
 def _load(source: str):
     """Import generated source through the content-addressed disk cache."""
+    from compiler.codegen import simd
     from runtime.cache import load_module
 
-    return load_module(source, prefix="gradc", mode="numba")
+    # libmvec is loaded before any code that may call it links, and each SIMD mode caches in
+    # its own namespace: Numba's cache key does not include the mode (simd.py)
+    return load_module(source, prefix="gradc", mode=simd.cache_mode(simd.setup()))
 
 
 def _share(module: Any, kind: str) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compiler.codegen import simd
 from compiler.codegen.source import NJIT, NJIT_PARALLEL, Source, ctor, name_kernel
 from compiler.ir.graph import Graph, Node, Value
 from compiler.primitives import CONST_OPS, OPS, REDUCE_OPS, Lowering
@@ -143,6 +144,7 @@ class _Gen:
         self.params: list[Node] = []
         self.red_nodes = [n for n in body.nodes if n.op in REDUCE_OPS]
         self._parallel = False  # set per emission: prange on the outer loop
+        self.preamble: list[str] = []  # module lines the kernel needs (SIMD intrinsics)
 
     def run(self) -> LoopKernel:
         body, dom = self.body, self.domain
@@ -204,7 +206,9 @@ class _Gen:
         elif n.op in REDUCE_OPS:
             pass  # accumulated in _emit
         else:
-            tmpl = OPS[n.op].codegen.template
+            # in SIMD mode libm calls become intrinsics LLVM widens to libmvec (simd.py)
+            tmpl, lines = simd.render(OPS[n.op].codegen.template, out.dtype)
+            self.preamble += [ln for ln in lines if ln not in self.preamble]
             args = [self.names[v] for v in n.inputs]
             lvl = max((self.levels[v] for v in n.inputs), default=0)
             name = f"t{pos}"
@@ -267,6 +271,8 @@ class _Gen:
             stores[lvl].append(f"o{k}{idx} = {self.names[v]}")
 
         src = Source()
+        for line in self.preamble:
+            src.line(line)
         ops = [n.op for n in body.nodes if n.op not in ("const", "full", "broadcast_to")]
         src.line(NJIT_PARALLEL if parallel else NJIT)
         with src.block(f"def {{name}}({', '.join(args)}):"):

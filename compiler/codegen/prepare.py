@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from compiler.codegen import simd
 from compiler.codegen.compile import uses_arena
 from compiler.codegen.loops import fits_loop
 from compiler.codegen.pushdown import push_down
@@ -51,7 +52,7 @@ def lower_passes(
     """route, fuse, pushdown, schedule, buffers: the graph and plan codegen renders."""
     arena = uses_arena(graph)
     steps: list[tuple[str, Callable[[Graph], Graph]]] = [
-        ("route", lambda g: route(g, library=arena)),
+        ("route", lambda g: route(g, library=arena, vectorized=simd.in_loop)),
         ("fuse", _fuse),
         ("pushdown", push_down),
         ("schedule", sink),

@@ -14,6 +14,9 @@ from compiler.pipeline import LOWERING, lower_passes
 from tests.codegen.graphs import logreg_shape_graph
 from tests.codegen.util import cache_dir  # noqa: F401  (fixture)
 
+# the stages as on every host: routing by the op records, scalar libm (docs/routing.md)
+pytestmark = pytest.mark.usefixtures("scalar_libm")
+
 
 @pytest.fixture(scope="module")
 def mlp():

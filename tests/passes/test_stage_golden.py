@@ -12,6 +12,9 @@ from compiler.pipeline import Options, grad_stages, lower
 from compiler.plan import format_plan
 from tests.codegen.util import cache_dir  # noqa: F401  (fixture)
 
+# the stages as on every host: routing by the op records, scalar libm (docs/routing.md)
+pytestmark = pytest.mark.usefixtures("scalar_libm")
+
 
 @pytest.fixture
 def stages(case):

@@ -266,7 +266,28 @@ def _unusual_cases() -> list[Case]:
         leaves, tree = flatten_args((1.0, 2.0))
         signature_key(leaves, tree, static_mask=[True])
 
+    def simd_setting():
+        from compiler.codegen import simd
+
+        mp = pytest.MonkeyPatch()
+        mp.setenv("GRADC_SIMD", "fast")
+        try:
+            simd.mode()
+        finally:
+            mp.undo()
+
+    def simd_uncovered():
+        from compiler.codegen import simd
+
+        simd.intrinsic("lgamma", "avx2")
+
     return [
+        # -- codegen: SIMD transcendentals -------------------------------------------------
+        Case(("compiler/codegen/simd.py", "expected 0 (off)"), simd_setting, ValueError,
+             r"GRADC_SIMD='fast': expected 0 \(off\), 1 \(the best this host runs\), avx2 or "
+             r"avx512"),
+        Case(("compiler/codegen/simd.py", "no SIMD variant"), simd_uncovered, ValueError,
+             r"no SIMD variant of 'lgamma' in mode 'avx2' on this host"),
         # -- runtime -----------------------------------------------------------------------
         Case(("runtime/cache.py", "must match"),
              lambda: cache.load_module("x = 1\n", prefix="no-dashes"), ValueError,

@@ -219,7 +219,9 @@ def test_cache_info_counts_entries_and_bytes(cache_root):
     info = cache.cache_info()
     assert info["path"] == str(cache_root) and info["entries"] == 2
     assert info["bytes"] >= 2 * len(SOURCE)
-    assert info["current"] == str(cache.cache_dir()) and info["fallback"] is None
+    # current: the folder of the mode this process loaded under last
+    assert info["current"] == str(cache.cache_dir("other")) and info["fallback"] is None
+    assert cache.cache_info("numba")["current"] == str(cache.cache_dir())
 
 
 def test_clear_cache_removes_only_entries(cache_root):
