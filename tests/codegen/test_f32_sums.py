@@ -18,6 +18,8 @@ from compiler.passes.fuse import fuse
 from compiler.pipeline import lower_graph
 from tests.codegen.util import cache_dir  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.compiled  # about compiled code: GRADC_COMPILE=eager
+
 N = 10**7
 
 

@@ -8,6 +8,7 @@ API are checked against central finite differences. No timing assertions.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from compiler import trace, value_and_grad
 from compiler.autodiff import vjp_graph
@@ -18,6 +19,8 @@ from compiler.passes.fuse import fuse
 from compiler.pipeline import lower_graph
 from tests.codegen.graphs import joint
 from tests.codegen.util import assert_same, cache_dir  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.compiled  # about compiled code: GRADC_COMPILE=eager
 
 SIZES = (5, 4, 3)  # a 5-4-3 tanh MLP, its parameters packed in one flat vector
 

@@ -22,6 +22,8 @@ from compiler.codegen.prepare import lower_passes
 from compiler.passes.route import routed
 from compiler.primitives import OPS
 
+pytestmark = pytest.mark.compiled  # about compiled code: GRADC_COMPILE=eager
+
 ON = simd.host().level != "off"
 needs_libmvec = pytest.mark.skipif(not ON, reason=f"no SIMD here: {simd.host().reason}")
 
@@ -230,6 +232,7 @@ _CHILD = textwrap.dedent(
 def test_cache_namespace_per_mode_across_processes(tmp_path):
     def child(mode: str) -> dict:
         env = {**os.environ, "GRADC_CACHE_DIR": str(tmp_path), simd.ENV_VAR: mode}
+        env["GRADC_COMPILE"] = "eager"  # compiled code (the suite default is the NumPy tier)
         r = subprocess.run(
             [sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=300
         )
