@@ -191,7 +191,10 @@ def _load(source: str):
 def _share(module: Any, kind: str) -> None:
     with _lock:
         _MODULES.add(module.__name__)
-        for name in list(vars(module)):
+        # A compiled driver's module keeps its own kernels: Numba's cached `_body` names the
+        # module of every kernel it calls, and another process (a Dask worker, the helper)
+        # may never load the module a shared kernel came from.
+        for name in list(vars(module)) if kind != "njit-array" else ():
             if not name.startswith("k_"):
                 continue
             have = _KERNELS.get(name)
@@ -215,8 +218,7 @@ def compile_graph(
     compiler; the tests run each op through its kernel as well as through NumPy calls).
 
     A graph `njit_rule` picks runs the Python driver first and switches to its compiled
-    driver (`njit_driver.tiers`, on the caller's call: not yet part of the background
-    compile, see docs/tiers.md)."""
+    driver (`njit_driver.tiers`), which the background thread compiles (docs/tiers.md)."""
     tier = "eager" if eager else "lazy"
     gen = generate(graph, buffers, stage, tier)
     if gen.kind != "njit-array":

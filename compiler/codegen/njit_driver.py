@@ -327,10 +327,14 @@ def switch_after(graph: Graph) -> int:
     return int((COMPILE_S * loops + BODY_COMPILE_S * ops) / (OP_S * max(ops, 1)))
 
 
+def _eager_env() -> bool:
+    return os.environ.get("GRADC_NJIT_DRIVER", "").strip().lower() in ("eager", "1")
+
+
 class _Tiers:
     """The two stages of a small array graph and which one runs (see `tiers`)."""
 
-    __slots__ = ("first", "build", "left", "stage", "tested", "lock")
+    __slots__ = ("first", "build", "left", "stage", "tested", "lock", "now")
 
     def __init__(self, first: Any, build: Callable[[], Any]) -> None:
         self.first, self.build = first, build
@@ -338,6 +342,9 @@ class _Tiers:
         self.stage = None  # the compiled driver's stage, once loaded
         self.tested = False  # whether the compiled driver has run once
         self.lock = threading.Lock()
+        # compile on the caller (GRADC_NJIT_DRIVER=eager, or `promote()`); otherwise the
+        # background thread compiles it while the Python driver keeps answering
+        self.now = _eager_env()
 
     def compiled(self) -> Any:
         """The compiled driver's stage (its module loaded on first use; `_body` compiles
@@ -348,21 +355,48 @@ class _Tiers:
         return self.stage
 
     def __call__(self, *args: Any) -> list:
+        if self.tested:
+            return self.stage(*args)
         if self.left > 0:
             self.left -= 1
             return self.first(*args)
-        if self.tested:
-            return self.stage(*args)
+        if not self.now:
+            self._submit(args)
+            return self.first(*args)
         from numba.core.errors import NumbaError
 
         try:
             out = self.compiled()(*args)
         except NumbaError as e:  # a construct Numba does not type: keep the Python driver
-            self.left = float("inf")
+            self._failed(e)
             log.warning("compiled driver of stage %r failed to compile: %s", self.first.stage, e)
             return self.first(*args)
         self.tested = True
         return out
+
+    def _submit(self, args: tuple) -> None:
+        # no call waits on a compiler (docs/tiers.md): the background thread loads the
+        # module and runs `_body` once on a private copy of these inputs, then switches
+        from runtime import background
+
+        self.left = float("inf")  # until the job ends: the Python driver answers
+        sample = tuple(np.array(a) if isinstance(a, np.ndarray) else a for a in args)
+        background.submit(
+            background.Job(
+                f"{self.first.stage} (compiled driver)",
+                lambda _sample: self.compiled(),
+                sample,
+                self._ready,
+                self._failed,
+                detail=f"{len(self.first.graph.nodes)} nodes, njit driver",
+            )
+        )
+
+    def _ready(self, _fn: Any) -> None:
+        self.tested = True  # one attribute store: the next call runs the compiled driver
+
+    def _failed(self, _err: BaseException) -> None:
+        self.left = float("inf")  # the Python driver answers from now on
 
 
 def tiers(first: Any, build: Callable[[], Any], stage_type: type) -> Any:
@@ -379,7 +413,7 @@ def tiers(first: Any, build: Callable[[], Any], stage_type: type) -> Any:
     fn.first, fn.compiled = first, t.compiled
 
     def promote() -> None:
-        t.left = 0
+        t.left, t.now = 0, True
 
     fn.promote = promote
     return fn

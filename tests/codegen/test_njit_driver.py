@@ -164,3 +164,26 @@ def test_njit_driver_off_and_promote(monkeypatch):
     assert body.overloads  # the compiled driver ran
     for a, b in zip(after, before):
         assert_same(a, b)
+
+
+def test_njit_driver_switch_compiles_in_the_background(monkeypatch):
+    # at the switch the caller gets the Python driver's answer and a background job compiles
+    # the compiled driver; the stage runs it once the job is done (no call waits on Numba)
+    from runtime import background
+
+    def loss(theta, X, t):  # a structure no other test compiles
+        return logreg(theta, X, t) + np.sum(theta * theta * theta)
+
+    monkeypatch.delenv("GRADC_NJIT_DRIVER", raising=False)
+    args = _logreg_args(seed=6)
+    fn = lower_graph(joint(loss, args, 1), stage="test")
+    tiers = fn.func
+    tiers.left = 0  # the switch is due on the next call
+    submitted = background.stats()["submitted"]
+    before = fn(*args)
+    assert background.stats()["submitted"] == submitted + 1
+    assert background.wait_idle(120)
+    assert tiers.tested and fn.compiled().module._body.overloads
+    after = fn(*args)  # the compiled driver
+    for a, b in zip(after, before):
+        assert_same(a, b)
