@@ -42,6 +42,8 @@ from compiler.ir.graph import Graph, Node
 from compiler.plan.buffers import Buffers
 from compiler.primitives import CONST_OPS, Lowering
 from compiler.primitives.registry import ops_lowered
+from runtime.background import Job, submit
+from runtime.tier import sample_of
 
 # Work per call that one Python-driver op's overhead (OP_S) is weighed against. Measured on
 # the project machine (2-core EPYC, AVX2), single thread, steady state, in-cache operands:
@@ -317,18 +319,17 @@ def njit_generate(graph: Graph, kernels: dict[str, str], bufs: Buffers) -> NjitD
 BODY_COMPILE_S = 0.06
 
 
+def _eager_env() -> bool:
+    return os.environ.get("GRADC_NJIT_DRIVER", "").strip().lower() in ("eager", "1")
+
+
 def switch_after(graph: Graph) -> int:
     """Calls of the Python driver before the stage switches to its compiled driver."""
-    env = os.environ.get("GRADC_NJIT_DRIVER", "").strip().lower()
-    if env in ("eager", "1"):
+    if _eager_env():
         return 0
     ops = driver_ops(graph)
     loops = sum(n.op == "fused" or n.op in REDUCE_OPS or is_elementwise(n.op) for n in graph.nodes)
     return int((COMPILE_S * loops + BODY_COMPILE_S * ops) / (OP_S * max(ops, 1)))
-
-
-def _eager_env() -> bool:
-    return os.environ.get("GRADC_NJIT_DRIVER", "").strip().lower() in ("eager", "1")
 
 
 class _Tiers:
@@ -377,12 +378,10 @@ class _Tiers:
     def _submit(self, args: tuple) -> None:
         # no call waits on a compiler (docs/tiers.md): the background thread loads the
         # module and runs `_body` once on a private copy of these inputs, then switches
-        from runtime import background
-
         self.left = float("inf")  # until the job ends: the Python driver answers
-        sample = tuple(np.array(a) if isinstance(a, np.ndarray) else a for a in args)
-        background.submit(
-            background.Job(
+        sample = sample_of(args)
+        submit(
+            Job(
                 f"{self.first.stage} (compiled driver)",
                 lambda _sample: self.compiled(),
                 sample,
