@@ -30,6 +30,7 @@ from compiler.autodiff.inline import check_aux, differentiable_leaves
 from compiler.codegen import compile_graph, compile_numpy
 from compiler.codegen.helper import prefill
 from compiler.codegen.prepare import Keep, Lowered, lower_passes
+from compiler.codegen.warmup import values_matter
 from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
 from compiler.logging_setup import slow
@@ -38,7 +39,7 @@ from compiler.plan import Plan, Policy, plan, split_plan
 from compiler.stage_cache import cached_stages
 from compiler.trace import STATIC, trace_tree
 from compiler.trace.loops import loop_memory
-from runtime.tier import TieredStage
+from runtime.tier import TieredStage, sample_of, zeros_sample
 
 log = logging.getLogger("gradc")
 
@@ -184,7 +185,8 @@ def lower(
         nodes = low.graph.nodes
         detail = f"{len(nodes)} nodes, {sum(n.op == 'fused' for n in nodes)} fused loops"
         build = functools.partial(_background_build, low, what, compile_in() == "process")
-        return TieredStage(what, _numpy_tier(low, what), build, detail)
+        sample = sample_of if values_matter(low.graph) else zeros_sample
+        return TieredStage(what, _numpy_tier(low, what), build, detail, sample)
     return _compiled_tier(low, what, eager)
 
 

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger("gradc")
 
 # While a job runs, the caller's thread waits at most this long for the interpreter lock each
@@ -96,7 +98,10 @@ def _run(job: Job) -> None:
     try:
         fn = job.build(job.sample)
         t_build = time.perf_counter() - t0
-        fn(*job.sample)  # compiles every kernel the stage calls, for these argument types
+        # compiles every kernel the stage calls, for these argument types; NumPy's warnings
+        # off (thread-local): the caller already saw its own, and a zeros sample's 0/0 is noise
+        with np.errstate(all="ignore"):
+            fn(*job.sample)
     except BaseException as err:  # the caller stays on the NumPy tier, whatever happened
         with _lock:
             _stats["failed"] += 1

@@ -27,11 +27,19 @@ def sample_of(flat: tuple) -> tuple:
     return tuple(np.array(x, copy=True) if isinstance(x, np.ndarray) else x for x in flat)
 
 
+def zeros_sample(flat: tuple) -> tuple:
+    """Zeros shaped and typed like a call's arrays: the warm-up sample of a stage whose values
+    cannot change what runs (compiler/codegen/warmup.py). No copy on the caller's thread,
+    and calloc'd memory is not touched until the background job reads it."""
+    return tuple(np.zeros(x.shape, x.dtype) if isinstance(x, np.ndarray) else x for x in flat)
+
+
 class TieredStage:
     """`stage(*flat) -> list`: the NumPy tier until the compiled tier is ready, then that.
 
-    The first successful call submits the background compile, `build(sample)` with a copy of
-    its inputs, on which the compiled stage is then warmed up, so every kernel it calls is
+    The first successful call submits the background compile, `build(sample)` with
+    `sample(inputs)` (a copy of its inputs by default, `zeros_sample` where values cannot
+    matter), on which the compiled stage is then warmed up, so every kernel it calls is
     compiled before the switch. A compile that fails leaves the stage on the NumPy tier for good.
     """
 
@@ -47,13 +55,20 @@ class TieredStage:
         "_listeners",
         "_submitted",
         "_detail",
+        "_sample",
         "__weakref__",
     )
 
     def __init__(
-        self, name: str, numpy: Stage, build: Callable[[tuple], Stage], detail: str = ""
+        self,
+        name: str,
+        numpy: Stage,
+        build: Callable[[tuple], Stage],
+        detail: str = "",
+        sample: Callable[[tuple], tuple] = sample_of,
     ) -> None:
         self.name = name
+        self._sample = sample
         self._detail = detail  # what the compile covers, for the log
         self.numpy = numpy
         self.compiled: Stage | None = None
@@ -83,7 +98,7 @@ class TieredStage:
                 self._submitted = True
                 if self.current == self._first_call:
                     self.current = self.numpy
-                sample = sample_of(flat)
+                sample = self._sample(flat)
                 submit(Job(self.name, self._build, sample, self._switch, self._fail, self._detail))
         return out
 

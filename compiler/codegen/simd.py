@@ -75,13 +75,31 @@ def _variant(fn: str, isa: str, dtype: np.dtype) -> tuple[int, str]:
 
 
 def _cpu_level() -> str:
-    """The best level this CPU runs, from LLVM's view of the host (what Numba targets)."""
+    """The best level this CPU runs: the kernel's CPU flags (Linux), else LLVM's host view."""
+    # /proc/cpuinfo, not llvmlite: importing llvmlite.binding (it loads LLVM) costs 20-40 ms,
+    # paid by every first call, since the route pass asks; Numba is not needed until the
+    # background compile. The kernel lists a feature only where the OS enabled its register
+    # state, as LLVM's check does (tests/codegen/test_simd.py compares the two).
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), None)
+    except OSError:
+        flags = None
+    feats = set(flags) if flags is not None else _llvm_features()
+    return _level_of(feats)
+
+
+def _llvm_features() -> set[str]:
+    """The features LLVM (what Numba targets) sees on this host."""
     import llvmlite.binding as llvm
 
-    feats = llvm.get_host_cpu_features()
-    if feats.get("avx512f") and feats.get("avx2") and feats.get("fma"):
+    return {k for k, on in llvm.get_host_cpu_features().items() if on}
+
+
+def _level_of(feats: set[str]) -> str:
+    if {"avx512f", "avx2", "fma"} <= feats:
         return "avx512"
-    if feats.get("avx2") and feats.get("fma"):
+    if {"avx2", "fma"} <= feats:
         return "avx2"
     return "off"
 
@@ -93,13 +111,19 @@ def host() -> Platform:
         return Platform(None, "off", frozenset(), f"not Linux/x86-64 ({sys.platform})")
     if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
         return Platform(None, "off", frozenset(), "not glibc")
-    name = ctypes.util.find_library("mvec")
-    if name is None:
-        return Platform(None, "off", frozenset(), "no libmvec")
+    # glibc's soname first: find_library runs `ldconfig -p` in a subprocess (2-17 ms of
+    # every first call, since the route pass asks)
     try:
+        name = "libmvec.so.1"
         lib = ctypes.CDLL(name)
-    except OSError as e:
-        return Platform(None, "off", frozenset(), f"libmvec does not load: {e}")
+    except OSError:
+        name = ctypes.util.find_library("mvec")
+        if name is None:
+            return Platform(None, "off", frozenset(), "no libmvec")
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError as e:
+            return Platform(None, "off", frozenset(), f"libmvec does not load: {e}")
     level = _cpu_level()
     if level == "off":
         return Platform(None, "off", frozenset(), "CPU without AVX2/FMA")

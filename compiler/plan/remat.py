@@ -18,6 +18,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from compiler.ir.graph import Builder, Graph, Node, Value
+from compiler.plan.mincut import min_cut_source_side
 from compiler.primitives import OPS
 from compiler.primitives.registry import Cost
 
@@ -103,30 +104,23 @@ def decide(
         ds = [dist[w] + 1 for w in users.get(v, ())]
         dist[v] = 0 if v in needed else min(ds, default=len(region))
     scale = (len(region) + 1) * (len(region) + 1)
-    # imported here, not at the top: networkx takes 0.3 s to import, and a process whose
-    # stages come from the stage cache (compiler/stage_cache.py) never plans
-    import networkx as nx
-
-    g = nx.DiGraph()
-    g.add_nodes_from(("src", "sink"))
+    # value i is the edge 2i -> 2i+1 (cut: stored); inf: no capacity, never cut
+    src, sink = 2 * len(region), 2 * len(region) + 1
+    edges: list[tuple[int, int, int | None]] = []
     for i, v in enumerate(region):
         if v in internal:
-            g.add_edge(2 * i, 2 * i + 1)  # no capacity: infinite, never cut
+            edges.append((2 * i, 2 * i + 1, None))
         else:
-            g.add_edge(2 * i, 2 * i + 1, capacity=v.type.nbytes * scale + dist[v] + 1)
+            edges.append((2 * i, 2 * i + 1, v.type.nbytes * scale + dist[v] + 1))
         for u in producer[v].inputs:
             if u in idx:
-                g.add_edge(2 * idx[u] + 1, 2 * i)
+                edges.append((2 * idx[u] + 1, 2 * i, None))
         if v in banned and v not in internal and producer[v].inputs:
-            g.add_edge("src", 2 * i)
+            edges.append((src, 2 * i, None))
         if v in needed:
-            g.add_edge(2 * i + 1, "sink")
-    _, (src_side, _) = nx.minimum_cut(
-        g, "src", "sink", flow_func=nx.algorithms.flow.boykov_kolmogorov
-    )
-    stored = tuple(
-        v for i, v in enumerate(region) if 2 * i in src_side and 2 * i + 1 not in src_side
-    )
+            edges.append((2 * i + 1, sink, None))
+    src_side = min_cut_source_side(2 * len(region) + 2, edges, src, sink)
+    stored = tuple(v for i, v in enumerate(region) if src_side[2 * i] and not src_side[2 * i + 1])
     return Decision(stored, frozenset(_closure(ph, set(stored), producer)))
 
 

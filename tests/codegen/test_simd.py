@@ -194,6 +194,12 @@ def test_route_keeps_vectorized_ops_in_loops(monkeypatch):
             assert [n.op for n in on.nodes] == ["fused", "power", "fused"]
 
 
+def test_cpu_level_from_the_kernel_flags_is_llvms():
+    # the level comes from /proc/cpuinfo (cheap) and must be the one LLVM, which Numba
+    # compiles for, would pick: a wider level would emit calls the CPU cannot run
+    assert simd._cpu_level() == simd._level_of(simd._llvm_features())
+
+
 def test_bad_setting_is_a_clear_error(monkeypatch):
     monkeypatch.setenv(simd.ENV_VAR, "avx9")
     with pytest.raises(ValueError, match="GRADC_SIMD='avx9'"):

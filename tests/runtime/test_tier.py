@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -289,3 +290,43 @@ def test_tier_numpy_loops_reuse_dead_temporaries():
     want = value_and_grad(loss, backend="interpret")(x)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-13)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-15)
+
+
+def test_tier_warms_up_on_zeros_only_where_values_cannot_matter():
+    # the caller copies its inputs for the warm-up only where values could steer what the
+    # compiled stage runs (compiler/codegen/warmup.py); elsewhere the job makes zeros itself
+    from runtime.tier import sample_of, zeros_sample
+
+    def sample_kind(fn, *args):
+        (low, *_) = fn.stages(*args).lowered
+        stage = pl.lower(low, "numba", "background")
+        assert isinstance(stage, TieredStage)
+        return stage._sample
+
+    p, x, y = _data()
+    assert sample_kind(value_and_grad(mlp), p, x, y) is zeros_sample
+    idx = np.array([2, 0, 1])
+    assert sample_kind(grad(lambda w, i: np.sum(w[i] ** 2)), x[0], idx) is sample_of
+    spd = np.eye(3) * 2.0
+    assert sample_kind(grad(lambda a: np.sum(np.linalg.cholesky(a))), spd) is sample_of
+    flat = (np.ones((2, 3)), 1.5, np.arange(3))
+    zeros = zeros_sample(flat)
+    assert zeros[1] == 1.5 and not zeros[0].any() and zeros[0].dtype == np.float64
+    assert zeros[0] is not flat[0] and zeros[0].shape == (2, 3)
+
+
+def test_tier_zeros_warm_up_switches_without_warnings(cache, scalar_libm):
+    # log1p(-1) on the zeros sample, a NumPy call in the compiled driver (routed, with SIMD
+    # off): -inf and a divide warning in the warm-up, which the caller must not see
+    f = jit(lambda x: np.log1p(x - 1.0) * x, compile="background")
+    x = np.linspace(0.5, 2.0, 9)
+    want = np.log1p(x - 1.0) * x
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.testing.assert_allclose(f(x), want, rtol=1e-13)
+        stage = _stage(f)
+        assert stage._sample.__name__ == "zeros_sample"
+        assert stage.wait(120), stage.error
+    assert stage.tier == "compiled"
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    np.testing.assert_allclose(f(x), want, rtol=1e-13)
