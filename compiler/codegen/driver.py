@@ -39,6 +39,7 @@ import numpy as np
 from compiler.codegen.loops import REDUCE_OPS, fits_loop, is_elementwise, loop_kernel
 from compiler.codegen.lowering import LOWER
 from compiler.codegen.numpy_calls import REDUCE_FN, is_ufunc, loop_as_numpy_calls
+from compiler.codegen.numpy_chunks import loop_in_chunks
 from compiler.codegen.source import Source, ctor
 from compiler.codegen.tuning import PARALLEL_MIN, PARALLEL_MIN_LIBM, SMALL_LOOP, hot_after
 from compiler.codegen.values import Bcast, Fill, Mat
@@ -289,7 +290,8 @@ class PyDriver:
             params = self.loop_params(pnodes)
             outs = [self.out(v) for v in n.outputs]
             tag, consts = f"t{self.index[n.outputs[0]]}_", dict(zip(pnodes, params))
-            loop_as_numpy_calls(self, body, args, shapes, consts, outs, tag)
+            if not loop_in_chunks(self, body, args, shapes, consts, outs, tag):
+                loop_as_numpy_calls(self, body, args, shapes, consts, outs, tag)
             return
         k, args, shapes, params, outs, call = self.loop_call(n, body)
         # the domain's size is a param, so the text stays size-independent; each variant

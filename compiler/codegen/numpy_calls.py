@@ -10,10 +10,12 @@ the body are NumPy temporaries.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from compiler.codegen.source import ctor
 from compiler.ir.graph import Graph, Node, Value
 from compiler.primitives import OPS, REDUCE_OPS
 
@@ -21,6 +23,24 @@ if TYPE_CHECKING:  # the driver passes itself; imported for the annotation only
     from compiler.codegen.driver import PyDriver
 
 REDUCE_FN = {"sum": "np.sum", "max": "np.max", "min": "np.min"}
+# how a chunk's partial reduction joins the result so far (codegen/numpy_chunks.py)
+COMBINE_FN = {"sum": "np.add", "max": "np.maximum", "min": "np.minimum"}
+
+
+@dataclass
+class Chunk:
+    """A loop body run on one chunk of rows (axis 0 of `domain`) at a time
+    (codegen/numpy_chunks.py): names the generated loop binds, and the scratch it needs."""
+
+    domain: tuple[int, ...]
+    rows: str  # the name of this chunk's row count
+    rows_max: str  # the text of the most rows a chunk has (a param)
+    rest: str  # the text of domain[1:] (a param)
+    scratch: list[str] = field(default_factory=list)  # lines allocating it, before the loop
+
+    def shape(self) -> str:
+        """The text of a full-domain value's shape in this chunk."""
+        return f"({self.rows},) + {self.rest}"
 
 
 def is_ufunc(op: str) -> bool:
@@ -36,8 +56,13 @@ def loop_as_numpy_calls(
     consts: dict[Node, str],
     outs: list[str],
     tag: str,
+    chunk: Chunk | None = None,
 ) -> None:
-    """Emit `body` on `drv` as NumPy calls reading `args` and writing `outs` (see above)."""
+    """Emit `body` on `drv` as NumPy calls reading `args` and writing `outs` (see above).
+
+    With `chunk`, the calls run on one chunk of rows: `args` and full-domain `outs` are that
+    chunk's views, a reduction over axis 0 joins its partial result into its whole output,
+    and a full-domain temporary is a view of scratch allocated once before the loop."""
     env: dict[Value, str] = dict(zip(body.inputs, args))
     full = {b for b, sh in zip(body.inputs, shapes) if sh is not None and tuple(sh) == b.shape}
     out_of = dict(zip(body.outputs, outs))
@@ -74,16 +99,32 @@ def loop_as_numpy_calls(
         )
         if reuse and pool.get(key):
             o = t = pool[key].pop()
+        elif reuse and chunk is not None and m.out.shape == chunk.domain:
+            # scratch for the chunk's rows: nothing allocated per chunk
+            s = f"{tag}s{len(chunk.scratch)}"
+            chunk.scratch.append(
+                f"{s} = np.empty(({chunk.rows_max},) + {chunk.rest}, {ctor(m.out.dtype)})"
+            )
+            o = t
+            line(f"{t} = {s}[:{chunk.rows}]")
+            owned[m.out] = key
         elif reuse:
             owned[m.out] = key
         if m.op in REDUCE_OPS:
             x = a[0]
             if m.inputs[0] not in full:
-                x = f"np.broadcast_to({x}, {drv.shape_param(m.inputs[0].shape)})"
+                shape = drv.shape_param(m.inputs[0].shape)
+                if chunk is not None and m.inputs[0].shape == chunk.domain:
+                    shape = chunk.shape()
+                x = f"np.broadcast_to({x}, {shape})"
             axis = drv.param(tuple(m.attrs["axis"]))
             kd = bool(m.attrs["keepdims"])
             fn = REDUCE_FN[m.op]
-            if o:
+            if o and chunk is not None and _reduces_rows(m, chunk):
+                # this chunk's partial result joins the rows before it (o starts at the
+                # reduction's identity)
+                line(f"{COMBINE_FN[m.op]}({o}, {fn}({x}, axis={axis}, keepdims={kd}), out={o})")
+            elif o:
                 line(f"{fn}({x}, axis={axis}, keepdims={kd}, out={o})")
             else:
                 line(f"{t} = {fn}({x}, axis={axis}, keepdims={kd})")
@@ -109,6 +150,12 @@ def loop_as_numpy_calls(
     for bv, o in out_of.items():
         if bv not in written:  # an input, constant or broadcast passed through
             line(f"np.copyto({o}, {env[bv]}, casting='unsafe')")
+
+
+def _reduces_rows(m: Node, chunk: Chunk) -> bool:
+    """Whether reduction `m` sums (or maxes) over the rows the chunks split."""
+    rank = len(chunk.domain)
+    return any(a % rank == 0 for a in m.attrs["axis"])
 
 
 def _last_use(body: Graph) -> dict[Value, int]:

@@ -36,6 +36,11 @@ class Source:
         finally:
             self._depth -= 1
 
+    @property
+    def indent(self) -> str:
+        """The indentation the next line gets."""
+        return "    " * self._depth
+
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
 
