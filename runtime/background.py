@@ -36,11 +36,12 @@ SWITCH_INTERVAL_S = 0.0005
 @dataclass
 class Job:
     """Build `name`'s compiled stage (`build(sample)`), warm it up on `sample`, then
-    `ready(fn)` or `failed(err)`."""
+    `ready(fn)` or `failed(err)`. A callable `sample` is called here, in the job, for the
+    tuple (zeros are made off the caller's thread: runtime/tier.py `zeros_sample`)."""
 
     name: str
     build: Callable[[tuple], Callable[..., Any]]
-    sample: tuple
+    sample: tuple | Callable[[], tuple]
     ready: Callable[[Callable[..., Any]], None]
     failed: Callable[[BaseException], None]
     detail: str = ""  # what it compiles, for the log (e.g. "14 nodes")
@@ -96,12 +97,13 @@ def _run(job: Job) -> None:
     old = sys.getswitchinterval()
     sys.setswitchinterval(min(old, SWITCH_INTERVAL_S))
     try:
-        fn = job.build(job.sample)
+        sample = job.sample() if callable(job.sample) else job.sample
+        fn = job.build(sample)
         t_build = time.perf_counter() - t0
         # compiles every kernel the stage calls, for these argument types; NumPy's warnings
         # off (thread-local): the caller already saw its own, and a zeros sample's 0/0 is noise
         with np.errstate(all="ignore"):
-            fn(*job.sample)
+            fn(*sample)
     except BaseException as err:  # the caller stays on the NumPy tier, whatever happened
         with _lock:
             _stats["failed"] += 1

@@ -27,11 +27,17 @@ def sample_of(flat: tuple) -> tuple:
     return tuple(np.array(x, copy=True) if isinstance(x, np.ndarray) else x for x in flat)
 
 
-def zeros_sample(flat: tuple) -> tuple:
-    """Zeros shaped and typed like a call's arrays: the warm-up sample of a stage whose values
-    cannot change what runs (compiler/codegen/warmup.py). No copy on the caller's thread,
-    and calloc'd memory is not touched until the background job reads it."""
-    return tuple(np.zeros(x.shape, x.dtype) if isinstance(x, np.ndarray) else x for x in flat)
+def zeros_sample(flat: tuple) -> Callable[[], tuple]:
+    """Zeros shaped and typed like a call's arrays, made when the job calls the result: the
+    warm-up sample of a stage whose values cannot change what runs (compiler/codegen/
+    warmup.py). Nothing is copied or allocated on the caller's thread."""
+    spec = tuple((x.shape, x.dtype) if isinstance(x, np.ndarray) else x for x in flat)
+    arrays = tuple(isinstance(x, np.ndarray) for x in flat)
+
+    def make() -> tuple:
+        return tuple(np.zeros(*s) if a else s for s, a in zip(spec, arrays))
+
+    return make
 
 
 class TieredStage:
@@ -65,7 +71,7 @@ class TieredStage:
         numpy: Stage,
         build: Callable[[tuple], Stage],
         detail: str = "",
-        sample: Callable[[tuple], tuple] = sample_of,
+        sample: Callable[[tuple], tuple | Callable[[], tuple]] = sample_of,
     ) -> None:
         self.name = name
         self._sample = sample

@@ -310,7 +310,7 @@ def test_tier_warms_up_on_zeros_only_where_values_cannot_matter():
     spd = np.eye(3) * 2.0
     assert sample_kind(grad(lambda a: np.sum(np.linalg.cholesky(a))), spd) is sample_of
     flat = (np.ones((2, 3)), 1.5, np.arange(3))
-    zeros = zeros_sample(flat)
+    zeros = zeros_sample(flat)()  # made by the job, not on the caller's thread
     assert zeros[1] == 1.5 and not zeros[0].any() and zeros[0].dtype == np.float64
     assert zeros[0] is not flat[0] and zeros[0].shape == (2, 3)
 
