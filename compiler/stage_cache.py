@@ -120,9 +120,18 @@ def stage_key(traced: Graph, what: tuple, options: Any) -> str | None:
 
 
 def cached_stages(
-    traced: Graph, what: tuple, options: Any, keep: Any, build: Callable[[], Any]
+    traced: Graph,
+    what: tuple,
+    options: Any,
+    keep: Any,
+    build: Callable[[], Any],
+    defer: Callable[[Callable[[], None]], None] | None = None,
 ) -> Any:
-    """The pipeline's stages for `traced`: from the cache, or `build()` (then stored)."""
+    """The pipeline's stages for `traced`: from the cache, or `build()` (then stored).
+
+    `defer(store)`, when given, runs the store later instead of now (the pipeline hands it
+    to the background compile thread, after the first call: pickling and writing the stages
+    was 1-30 ms of a cold first call, for later processes only)."""
     if keep is not None or not enabled() or not pristine():
         return build()
     key = stage_key(traced, what, options)
@@ -141,13 +150,21 @@ def cached_stages(
             return dataclasses.replace(stages, traced=traced)
     with gc_paused():
         stages = build()
+
+    def store() -> None:
         try:  # the traced graph is the caller's: not stored
             bare = dataclasses.replace(stages, traced=None)
             payload = pickle.dumps(bare, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as err:
             log.debug("stage cache: %s stages not picklable (%s); not stored", what[0], err)
-            return stages
-    store_artifact(key, payload)
+            return
+        store_artifact(key, payload)
+
+    if defer is None:
+        with gc_paused():
+            store()
+    else:
+        defer(store)
     return stages
 
 

@@ -47,7 +47,7 @@ class Job:
     detail: str = ""  # what it compiles, for the log (e.g. "14 nodes")
 
 
-_queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
+_queue: queue.SimpleQueue[Job | Callable[[], None]] = queue.SimpleQueue()
 _lock = threading.Lock()
 _worker: threading.Thread | None = None
 _idle = threading.Condition(_lock)
@@ -55,15 +55,30 @@ _pending = 0
 _stats = {"submitted": 0, "compiled": 0, "failed": 0}
 
 
+_later: list[Callable[[], None]] = []
+
+
+def before_next_job(task: Callable[[], None]) -> None:
+    """Run `task` on the background thread just before the next job submitted: work the
+    caller's answer does not need (the stage cache's store for later processes), kept off
+    its first call. A task that raises is logged and dropped."""
+    with _lock:
+        _later.append(task)
+
+
 def submit(job: Job) -> None:
-    """Queue `job` for the background thread (started on first use)."""
+    """Queue `job` for the background thread (started on first use), after the tasks
+    `before_next_job` holds."""
     global _worker, _pending
     with _lock:
-        _pending += 1
+        tasks, _later[:] = list(_later), []
+        _pending += 1 + len(tasks)
         _stats["submitted"] += 1
         if _worker is None or not _worker.is_alive():
             _worker = threading.Thread(target=_run_forever, name="gradc-compile", daemon=True)
             _worker.start()
+    for task in tasks:
+        _queue.put(task)
     _queue.put(job)
 
 
@@ -84,11 +99,21 @@ def _run_forever() -> None:
     while True:
         job = _queue.get()
         try:
-            _run(job)
+            if isinstance(job, Job):
+                _run(job)
+            else:
+                _run_task(job)
         finally:
             with _idle:
                 _pending -= 1
                 _idle.notify_all()
+
+
+def _run_task(task: Callable[[], None]) -> None:
+    try:
+        task()
+    except Exception as err:  # a cache store that failed: later processes rebuild
+        log.warning("background task %r failed (%s: %s)", task, type(err).__name__, err)
 
 
 def _run(job: Job) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,7 @@ class TensorType:
         return f"{dtype_short(self.dtype)}[{','.join(str(d) for d in self.shape)}]"
 
 
+@functools.cache  # NumPy's dtype.name is slow (it builds the string), and dumps ask per value
 def dtype_short(dtype: np.dtype) -> str:
     """`float64` -> `f64`, as used in dumps and error messages."""
     return _SHORT.get(np.dtype(dtype).name, np.dtype(dtype).name)

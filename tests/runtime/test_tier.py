@@ -330,3 +330,36 @@ def test_tier_zeros_warm_up_switches_without_warnings(cache, scalar_libm):
     assert stage.tier == "compiled"
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
     np.testing.assert_allclose(f(x), want, rtol=1e-13)
+
+
+def test_tier_stage_store_runs_on_the_compile_thread_before_the_job(cache, monkeypatch):
+    # the stage cache's store is for later processes: the background thread does it after
+    # the first call, before that stage's compile (which fails here, to compile nothing)
+    from compiler import stage_cache
+
+    seen = []
+    store = stage_cache.store_artifact
+
+    def spy_store(key, payload):
+        seen.append(("store", threading.current_thread().name))
+        return store(key, payload)
+
+    def no_compile(*args):
+        seen.append(("compile", threading.current_thread().name))
+        raise RuntimeError("not compiled in this test")
+
+    monkeypatch.setattr(stage_cache, "store_artifact", spy_store)
+    monkeypatch.setattr(pl, "_background_build", no_compile)
+
+    def stored_later(x):
+        return np.sum(np.sin(x) * 3.25 + x)
+
+    f = jit(stored_later, compile="background")
+    x = np.linspace(0.0, 1.0, 5)
+    np.testing.assert_allclose(f(x), np.sum(np.sin(x) * 3.25 + x), rtol=1e-13)
+    assert background.wait_idle(60)
+    assert seen == [("store", "gradc-compile"), ("compile", "gradc-compile")]
+    assert _stage(f).tier == "numpy" and isinstance(_stage(f).error, RuntimeError)
+    seen.clear()
+    np.testing.assert_allclose(jit(stored_later, compile="never")(x), f(x), rtol=0)
+    assert seen == []  # the second transform loads the stored stages
