@@ -28,6 +28,7 @@ import numpy as np
 from compiler.codegen import simd
 from compiler.codegen.source import NJIT, NJIT_PARALLEL, Source, ctor, name_kernel
 from compiler.ir.graph import Graph, Node, Value
+from compiler.ir.types import broadcast
 from compiler.primitives import CONST_OPS, OPS, REDUCE_OPS, Lowering
 
 _BODY_OPS_EXTRA = CONST_OPS | {"broadcast_to"}
@@ -59,7 +60,7 @@ def is_elementwise(op: str) -> bool:
 
 def _broadcasts_to(s: tuple[int, ...], d: tuple[int, ...]) -> bool:
     try:
-        return tuple(np.broadcast_shapes(s, d)) == tuple(d)
+        return broadcast(s, d) == tuple(d)
     except ValueError:
         return False
 
@@ -75,7 +76,7 @@ def body_domain(body: Graph) -> tuple[int, ...] | None:
         domain = reds[0].inputs[0].shape
     else:
         try:
-            domain = tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+            domain = broadcast(*shapes) if shapes else ()
         except ValueError:
             return None
     if not all(_broadcasts_to(s, domain) for s in shapes):

@@ -78,13 +78,13 @@ def _fusable(n: Node) -> bool:
 
 def _worth_it(n: Node, i: int, first, keys, root, root_readers, escapes, owners) -> bool:
     """Moving `n` to just before key `first` frees at least what it keeps alive longer."""
-    freed = Counter((v.shape, v.dtype.str) for v in n.outputs if v in owners and v not in escapes)
+    freed = Counter((v.shape, v.dtype) for v in n.outputs if v in owners and v not in escapes)
     kept: Counter = Counter()
     for r in {root.get(u) for u in n.inputs}:
         if r is None or r not in owners or r in escapes:
             continue  # graph inputs, constants and outputs live anyway
         if any(j != i and keys[j] >= first for j in root_readers.get(r, ())):
             continue  # another reader keeps it live at least that long
-        kept[(r.shape, r.dtype.str)] += 1
+        kept[(r.shape, r.dtype)] += 1
     # every buffer kept alive longer is paid for by a freed one of the same shape and dtype
     return all(freed[k] >= c for k, c in kept.items())

@@ -59,6 +59,26 @@ class TensorType:
         return f"{dtype_short(self.dtype)}[{','.join(str(d) for d in self.shape)}]"
 
 
+def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy's broadcast of `shapes` (ValueError when they do not broadcast), in pure Python:
+    np.broadcast_shapes builds arrays and costs ~5 us a call, and every elementwise node the
+    tracer, autodiff and passes build asks (tests/ir/test_types.py checks it against NumPy)."""
+    if len(shapes) == 1:
+        return tuple(shapes[0])
+    rank = max(map(len, shapes), default=0)
+    out = [1] * rank
+    for shape in shapes:
+        off = rank - len(shape)
+        for i, d in enumerate(shape):
+            cur = out[off + i]
+            if d != cur:
+                if cur == 1:
+                    out[off + i] = d
+                elif d != 1:
+                    raise ValueError(f"shapes {shapes} do not broadcast")
+    return tuple(out)
+
+
 @functools.cache  # NumPy's dtype.name is slow (it builds the string), and dumps ask per value
 def dtype_short(dtype: np.dtype) -> str:
     """`float64` -> `f64`, as used in dumps and error messages."""

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir.graph import OUT_TYPES_RULES, SHAPE_RULES, ShapeError
-from compiler.ir.types import TensorType
+from compiler.ir.types import TensorType, broadcast
 
 
 class Kind(enum.Enum):
@@ -169,6 +169,6 @@ def fail(op: str, msg: str, *types: TensorType) -> ShapeError:
 
 def broadcast_shapes(op: str, types: Sequence[TensorType]) -> tuple[int, ...]:
     try:
-        return tuple(np.broadcast_shapes(*[t.shape for t in types]))
+        return broadcast(*[t.shape for t in types])
     except ValueError:
         raise fail(op, "cannot broadcast", *types) from None
