@@ -20,7 +20,7 @@ Two fresh processes per step count, each with an empty gradc cache:
   variant per loop), `compiled` the specialisations Numba compiled (`compile_stats`); and
   the steady-state call (best of 20).
 
-Each stage includes what it imports on first use (plan: networkx).
+Each stage includes what it imports on first use.
 
 A third process times the default mode's first call (`compile="background"`: the NumPy tier
 answers while Numba compiles in the background, docs/tiers.md).

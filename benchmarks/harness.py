@@ -23,10 +23,17 @@ HERE = Path(__file__).resolve().parent
 
 
 # gradc keeps compiled stages under platformdirs' user cache directory, which honours
-# XDG_CACHE_HOME on Linux; Numba's own cache index follows NUMBA_CACHE_DIR. Pointing both at a
-# fresh folder gives a cold cache, and reusing the folder gives a warm one.
+# XDG_CACHE_HOME on Linux, unless GRADC_CACHE_DIR names another folder; Numba's own cache
+# index follows NUMBA_CACHE_DIR. Pointing all three at a fresh folder gives a cold cache, and
+# reusing the folder gives a warm one. (GRADC_CACHE_DIR set in the caller's environment used
+# to win over XDG_CACHE_HOME, so a second run's "cold" first call found the first run's
+# stages in the stage cache.)
 def cache_env(folder: Path) -> dict[str, str]:
-    return {"XDG_CACHE_HOME": str(folder), "NUMBA_CACHE_DIR": str(folder / "numba")}
+    return {
+        "XDG_CACHE_HOME": str(folder),
+        "GRADC_CACHE_DIR": str(folder / "gradc"),
+        "NUMBA_CACHE_DIR": str(folder / "numba"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
