@@ -6,9 +6,9 @@
 
 - `auto` (default): the host's calibration (`calibrate.py`) when this process has it or finds
   it on disk (its ties, where neither side is clearly faster, go as the prior says); until
-  then the prior (below), and the calibration is queued on the background
-  compile thread (when the caller compiles with Numba: never on the caller's call path, never
-  with `compile="never"`), so later compiles use it;
+  then the prior (below), and the calibration is queued on the background compile thread
+  when the caller compiles with Numba (never on the caller's path, never with
+  `compile="never"`), so later compiles use it;
 - `calibrated`: the calibration, measured on the caller when none is stored (tests,
   benchmarks: the calibrated routing from the first call);
 - `table`: the prior: the op records' `library` dtypes (measured on one host, docs/routing.md),
