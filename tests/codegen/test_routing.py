@@ -196,6 +196,11 @@ def test_damaged_or_foreign_file_is_ignored_with_a_warning(fresh, caplog, monkey
     monkeypatch.setenv(routing.ENV_VAR, "calibrated")
     assert routing.current_routing().library == {("sin", "float64")}
     assert calibrate.load(k) == cal
+    # `gradc cache clear` removes it with every other cache entry
+    from runtime.cache import clear_cache
+
+    clear_cache()
+    assert not path.exists()
 
 
 _CHILD = textwrap.dedent(
