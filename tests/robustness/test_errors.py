@@ -266,15 +266,18 @@ def _unusual_cases() -> list[Case]:
         leaves, tree = flatten_args((1.0, 2.0))
         signature_key(leaves, tree, static_mask=[True])
 
+    def with_env(var: str, value: str, read: Callable[[], object]) -> None:
+        mp = pytest.MonkeyPatch()
+        mp.setenv(var, value)
+        try:
+            read()
+        finally:
+            mp.undo()
+
     def simd_setting():
         from compiler.codegen import simd
 
-        mp = pytest.MonkeyPatch()
-        mp.setenv("GRADC_SIMD", "fast")
-        try:
-            simd.mode()
-        finally:
-            mp.undo()
+        with_env("GRADC_SIMD", "fast", simd.mode)
 
     def simd_uncovered():
         from compiler.codegen import simd
@@ -284,12 +287,7 @@ def _unusual_cases() -> list[Case]:
     def route_setting():
         from compiler.codegen import routing
 
-        mp = pytest.MonkeyPatch()
-        mp.setenv("GRADC_ROUTE", "fastest")
-        try:
-            routing.current_routing()
-        finally:
-            mp.undo()
+        with_env("GRADC_ROUTE", "fastest", routing.current_routing)
 
     return [
         # -- codegen: SIMD transcendentals -------------------------------------------------
