@@ -1118,6 +1118,10 @@ CASES += loop_cases(Case)  # scan / while_loop (tests/loops/error_cases.py)
 # raise statements no user can reach (or that only guard gradc's own invariants), by
 # (file, fragment of the statement): reason
 INTERNAL = {
+    ("compiler/ir/types.py", "do not broadcast"): "caught by registry.broadcast_shapes, which "
+    "raises the op's ShapeError (tests/ir/test_types.py checks the raise against NumPy)",
+    ("compiler/plan/mincut.py", "uncuttable edge"): "invariant: the planner's cut graph always "
+    "has a finite cut (every source edge enters a storable value); tests/plan/test_mincut.py",
     ("compiler/codegen/calibrate.py", "its key is another host's"): "caught by load, which "
     "warns and ignores the file (tests/codegen/test_routing.py)",
     ("compiler/codegen/calibrate.py", "its entries are not one per"): "caught by load, which "
