@@ -20,8 +20,9 @@ objects, and a collection in the middle costs more than the load). A miss runs `
 with the collector paused: the passes allocate much and free by reference counting) and
 stores the result: at once, or, for a tiered stage, on the background compile thread before
 its compile (`defer`, so a cold first call does not pickle and write). A process whose
-registries changed since import (`pristine`) compiles without the cache. Stages that do not pickle (a custom rule's Python function inside) and
-traced graphs without an exact digest are simply not cached. `keep` (gradc ir's pass dumps)
+registries changed since import (`pristine`) compiles without the cache. Stages that do not
+pickle (a custom rule's Python function inside) and traced graphs without an exact digest
+are simply not cached. `keep` (gradc ir's pass dumps)
 bypasses the cache, since it must see every pass run. GRADC_STAGE_CACHE=0 switches it off.
 
 Codegen still renders the module from the cached lowered graph (a few ms) and the module
