@@ -215,7 +215,7 @@ def _background_build(low: Lowered, what: str, helper: bool, sample: tuple) -> C
 
 def _numpy_tier(low: Lowered, what: str) -> Callable[..., list]:
     t0 = time.perf_counter()
-    fn = compile_numpy(low.graph, low.buffers, low.name)
+    fn = compile_numpy(low.graph, low.buffers, low.name, key=low.key)
     log.info(
         "numpy tier %s: %d nodes in %.3f s", what, len(low.graph.nodes), time.perf_counter() - t0
     )
@@ -225,7 +225,7 @@ def _numpy_tier(low: Lowered, what: str) -> Callable[..., list]:
 def _compiled_tier(low: Lowered, what: str, eager: bool) -> Callable[..., list]:
     t0 = time.perf_counter()
     with slow(f"compiling the {what} stage ({len(low.graph.nodes)} nodes)"):
-        fn = compile_graph(low.graph, low.buffers, low.name, eager=eager)
+        fn = compile_graph(low.graph, low.buffers, low.name, eager=eager, key=low.key)
     log.info(
         "codegen %s: %d nodes, %d kernels in %.3f s",
         what,

@@ -21,8 +21,10 @@ without the cache. Stages that do not pickle (a custom rule's Python function in
 traced graphs without an exact digest are simply not cached. `keep` (gradc ir's pass dumps)
 bypasses the cache, since it must see every pass run. GRADC_STAGE_CACHE=0 switches it off.
 
-Codegen still renders the module from the cached lowered graph (a few ms) and the module
-cache (`runtime/cache.py`) and Numba's own cache load the compiled kernels: nothing compiles.
+Each lowered graph of cached stages carries `key` (the entry's key and its stage), under
+which codegen keeps the module text it renders (`compiler/codegen/rendered.py`); the module
+cache (`runtime/cache.py`, with each module's bytecode) and Numba's own cache load the
+compiled kernels: nothing compiles.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ def cached_stages(
             log.warning("stage cache: entry %s unreadable (%s); rebuilding", key[:24], err)
         else:
             log.info("stage cache: %s stages loaded (%d bytes)", what[0], len(data))
-            return dataclasses.replace(stages, traced=traced)
+            return _keyed(dataclasses.replace(stages, traced=traced), key)
     with gc_paused():
         stages = build()
         try:  # the traced graph is the caller's: not stored
@@ -148,7 +150,14 @@ def cached_stages(
             log.debug("stage cache: %s stages not picklable (%s); not stored", what[0], err)
             return stages
     store_artifact(key, payload)
-    return stages
+    return _keyed(stages, key)
+
+
+def _keyed(stages: Any, key: str) -> Any:
+    # each lowered graph is named by the key and its stage, so what codegen renders from it
+    # is cached too (compiler/codegen/rendered.py): the key determines the graph exactly
+    lowered = tuple(dataclasses.replace(low, key=f"{key}:{low.name}") for low in stages.lowered)
+    return dataclasses.replace(stages, lowered=lowered)
 
 
 __all__ = ["ENV_VAR", "build_id", "cached_stages", "enabled", "gc_paused", "stage_key"]
