@@ -34,8 +34,9 @@ from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
 from compiler.logging_setup import slow
 from compiler.passes import ALGEBRAIC_PASSES, PIPELINE, known_passes, run_passes
-from compiler.plan import Plan, Policy, plan, split_plan
+from compiler.plan import Policy, plan, split_plan
 from compiler.stage_cache import cached_stages
+from compiler.stages import Stages
 from compiler.trace import STATIC, trace_tree
 from compiler.trace.loops import loop_memory
 from runtime.tier import TieredStage
@@ -97,18 +98,6 @@ class Options:
         if "plan" in self.disable:
             return Policy(recompute=False, checkpoints=False)
         return Policy(memory=self.memory, memory_budget=self.memory_budget)
-
-
-@dataclass(frozen=True)
-class Stages:
-    """Every stage of one compile. `lowered` has one entry (grad, jit) or two (vjp)."""
-
-    traced: Graph
-    grad: Graph | None  # the joint graph (None for jit)
-    passes: Graph  # after the algebraic passes
-    plan: Plan | None  # the storage plan of the joint graph (None for jit)
-    lowered: tuple[Lowered, ...]
-    n_residuals: int = 0  # vjp: values the forward stage hands to the backward one
 
 
 def optimize(graph: Graph, disable: Sequence[str] = (), keep: Keep | None = None) -> Graph:

@@ -49,6 +49,7 @@ from compiler.ir.digest import exact_digest
 from compiler.ir.graph import OUT_TYPES_RULES, SHAPE_RULES, Graph
 from compiler.passes import PASSES
 from compiler.primitives import OPS
+from compiler.stages import CachedStages
 from runtime.artifacts import load_artifact, store_artifact
 from runtime.version import VERSION
 
@@ -135,29 +136,31 @@ def cached_stages(
     if data is not None:
         try:
             with gc_paused():
-                stages = pickle.loads(data)
+                lowered, n_residuals, cold = pickle.loads(data)
         except Exception as err:  # written by this build, so only a damaged file gets here
             log.warning("stage cache: entry %s unreadable (%s); rebuilding", key[:24], err)
         else:
             log.info("stage cache: %s stages loaded (%d bytes)", what[0], len(data))
-            return _keyed(dataclasses.replace(stages, traced=traced), key)
+            return CachedStages.make(traced, _keyed(lowered, key), n_residuals, cold)
     with gc_paused():
         stages = build()
         try:  # the traced graph is the caller's: not stored
-            bare = dataclasses.replace(stages, traced=None)
-            payload = pickle.dumps(bare, protocol=pickle.HIGHEST_PROTOCOL)
+            cold = pickle.dumps(
+                (stages.grad, stages.passes, stages.plan), protocol=pickle.HIGHEST_PROTOCOL
+            )
+            hot = (stages.lowered, stages.n_residuals, cold)
+            payload = pickle.dumps(hot, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as err:
             log.debug("stage cache: %s stages not picklable (%s); not stored", what[0], err)
             return stages
     store_artifact(key, payload)
-    return _keyed(stages, key)
+    return dataclasses.replace(stages, lowered=_keyed(stages.lowered, key))
 
 
-def _keyed(stages: Any, key: str) -> Any:
+def _keyed(lowered: tuple, key: str) -> tuple:
     # each lowered graph is named by the key and its stage, so what codegen renders from it
     # is cached too (compiler/codegen/rendered.py): the key determines the graph exactly
-    lowered = tuple(dataclasses.replace(low, key=f"{key}:{low.name}") for low in stages.lowered)
-    return dataclasses.replace(stages, lowered=lowered)
+    return tuple(dataclasses.replace(low, key=f"{key}:{low.name}") for low in lowered)
 
 
 __all__ = ["ENV_VAR", "build_id", "cached_stages", "enabled", "gc_paused", "stage_key"]
