@@ -68,6 +68,8 @@ def test_a_damaged_or_foreign_entry_is_a_miss(cache_root):
         assert load_artifact(KEY) is None
     with pytest.raises(ValueError, match="64 hex"):
         load_artifact("../../etc")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        load_artifact(KEY, kind="../x")
 
 
 def test_an_unwritable_folder_stores_nothing_and_warns_nothing(tmp_path, monkeypatch):
