@@ -10,7 +10,7 @@ import pytest
 from compiler.interpret import run_graph
 from compiler.pipeline import Options, Signature, Transform, compile
 from runtime.artifacts import artifact_dir, artifact_stats, clear_artifact_stats
-from runtime.cache import CacheWarning
+from runtime.cache import CacheWarning, clear_cache
 
 
 def _loss(w, x):
@@ -45,6 +45,8 @@ def test_a_cached_stage_renders_once(cache_root):
     assert artifact_stats("stage")["hits"] == 1 and artifact_stats("render")["hits"] == 1
     assert second.fn.source == first.fn.source and second.fn.module is first.fn.module
     _check(second)
+    clear_cache()  # `gradc cache clear` removes render entries with the rest
+    assert not list(artifact_dir().glob("render_*.pkl"))
 
 
 def test_a_damaged_render_entry_is_rendered_again(cache_root):
