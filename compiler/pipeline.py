@@ -189,7 +189,7 @@ def lower(
         yielding.compile_share()  # a bad GRADC_COMPILE_SHARE fails here, on the caller's call
         build = functools.partial(_background_build, low, what, compile_in() == "process")
         sample = sample_of if values_matter(low.graph) else zeros_sample
-        return TieredStage(what, _numpy_tier(low, what), build, detail, sample)
+        return TieredStage(what, _numpy_tier(low, what, True), build, detail, sample)
     return _compiled_tier(low, what, eager)
 
 
@@ -221,9 +221,11 @@ def _background_build(low: Lowered, what: str, helper: bool, sample: tuple) -> C
     return _compiled_tier(low, what, True)
 
 
-def _numpy_tier(low: Lowered, what: str) -> Callable[..., list]:
+def _numpy_tier(low: Lowered, what: str, tiered: bool = False) -> Callable[..., list]:
     t0 = time.perf_counter()
-    fn = compile_numpy(low.graph, low.buffers, low.name, key=low.key)
+    # a tiered stage's render is stored for later processes by the background thread
+    defer = background.before_next_job if tiered else None
+    fn = compile_numpy(low.graph, low.buffers, low.name, key=low.key, defer=defer)
     log.info(
         "numpy tier %s: %d nodes in %.3f s", what, len(low.graph.nodes), time.perf_counter() - t0
     )

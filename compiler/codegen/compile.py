@@ -17,6 +17,7 @@ import linecache
 import os
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,8 +187,10 @@ def _generate(
     stage: str,
     tier: str,
     driver: str = "auto",
+    defer: Callable[[Callable[[], None]], None] | None = None,
 ) -> Generated:
-    """`generate`, through the render cache when the stage cache names the graph (`key`)."""
+    """`generate`, through the render cache when the stage cache names the graph (`key`);
+    `defer(store)` runs the store later (a tiered stage's first call: the background thread)."""
     if key is None:
         return generate(graph, buffers, stage, tier, driver)
     rkey = render_key(key, tier, driver)
@@ -196,7 +199,10 @@ def _generate(
         arena = fields.pop("arena")
         return Generated(graph=graph, buffers=buffers if arena else None, **fields)
     gen = generate(graph, buffers, stage, tier, driver)
-    store_rendered(rkey, gen)
+    if defer is None:
+        store_rendered(rkey, gen)
+    else:  # gen is not changed after this: the store may pickle it later
+        defer(functools.partial(store_rendered, rkey, gen))
     return gen
 
 
@@ -295,18 +301,23 @@ def _describe(
 
 
 def compile_numpy(
-    graph: Graph, buffers: Buffers | None, stage: str = "forward", *, key: str | None = None
+    graph: Graph,
+    buffers: Buffers | None,
+    stage: str = "forward",
+    *,
+    key: str | None = None,
+    defer: Callable[[Callable[[], None]], None] | None = None,
 ) -> Any:
     """The NumPy tier of a stage (docs/tiers.md): the same graph and buffer plan as
     `compile_graph`, every loop as NumPy calls writing into the planned buffers, nothing for
     Numba to compile and no Numba import. An all-scalar graph (no arena) runs on the
-    interpreter: a few NumPy scalar calls per node."""
+    interpreter: a few NumPy scalar calls per node. `defer`: see `_generate`."""
     if not uses_arena(graph):
         run = _Interpreted(_interpret, graph)
         run.graph, run.stage, run.buffers = graph, stage, None
         run.driver_kind, run.kernel_count, run.arena, run.source = "interpret", 0, None, ""
         return run
-    gen = _generate(key, graph, buffers, stage, "numpy")
+    gen = _generate(key, graph, buffers, stage, "numpy", defer=defer)
     module = _numpy_module(gen.source)
     arena = StageBuffers(gen.buffers.arena_specs(), gen.layout) if gen.layout else None
     fn = CompiledStage(module.driver, (arena, *gen.params[1:]))

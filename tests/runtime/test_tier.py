@@ -333,8 +333,9 @@ def test_tier_zeros_warm_up_switches_without_warnings(cache, scalar_libm):
 
 
 def test_tier_stage_store_runs_on_the_compile_thread_before_the_job(cache, monkeypatch):
-    # the stage cache's store is for later processes: the background thread does it after
-    # the first call, before that stage's compile (which fails here, to compile nothing)
+    # the stage cache's and the render cache's stores are for later processes: the
+    # background thread does them after the first call, before that stage's compile (which
+    # fails here, to compile nothing)
     from compiler import stage_cache
 
     seen = []
@@ -348,7 +349,16 @@ def test_tier_stage_store_runs_on_the_compile_thread_before_the_job(cache, monke
         seen.append(("compile", threading.current_thread().name))
         raise RuntimeError("not compiled in this test")
 
+    from compiler.codegen import compile as codegen_compile
+
+    rendered = codegen_compile.store_rendered
+
+    def spy_render(rkey, gen):
+        seen.append(("render", threading.current_thread().name))
+        return rendered(rkey, gen)
+
     monkeypatch.setattr(stage_cache, "store_artifact", spy_store)
+    monkeypatch.setattr(codegen_compile, "store_rendered", spy_render)
     monkeypatch.setattr(pl, "_background_build", no_compile)
 
     def stored_later(x):
@@ -358,7 +368,11 @@ def test_tier_stage_store_runs_on_the_compile_thread_before_the_job(cache, monke
     x = np.linspace(0.0, 1.0, 5)
     np.testing.assert_allclose(f(x), np.sum(np.sin(x) * 3.25 + x), rtol=1e-13)
     assert background.wait_idle(60)
-    assert seen == [("store", "gradc-compile"), ("compile", "gradc-compile")]
+    assert seen == [
+        ("store", "gradc-compile"),
+        ("render", "gradc-compile"),
+        ("compile", "gradc-compile"),
+    ]
     assert _stage(f).tier == "numpy" and isinstance(_stage(f).error, RuntimeError)
     seen.clear()
     np.testing.assert_allclose(jit(stored_later, compile="never")(x), f(x), rtol=0)
