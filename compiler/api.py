@@ -98,7 +98,9 @@ class _Transform:
 
     # -- calls: the per-signature dispatcher (runtime.dispatch) ------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if _tracing():  # inside another trace: become part of it
+        # inside another trace: become part of it (TRACES_ACTIVE, counted over all threads,
+        # spares the common case the thread-local lookup)
+        if TRACES_ACTIVE[0] and _tracing():
             leaves, _ = optree.tree_flatten((args, kwargs), none_is_leaf=False)
             return self._inline(args, kwargs, leaves)
         return self._dispatch(args, kwargs)
