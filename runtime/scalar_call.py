@@ -35,6 +35,7 @@ the same treedefs.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -42,6 +43,7 @@ import numpy as np
 import optree
 
 _NO = object()  # a parameter the caller did not pass
+_BUILTINS = {b.__name__: b for b in (type, float, bool, tuple, list, dict, len, abs)}
 _STATIC_TYPES = (int, bool, str)
 
 
@@ -115,10 +117,10 @@ def build_scalar_call(
     params = guard.params
     given = f"*(a for a in ({''.join(p + ', ' for p in params)}) if a is not _NO)"
     miss = f"return _general(self, {given}, *rest, **kwargs)"
+    # no check that the last parameter was passed: every parameter's own check fails on _NO
     src = [f"def __call__(self, {''.join(p + '=_NO, ' for p in params)}/, *rest, **kwargs):"]
-    src.append(f"    if rest or kwargs or _tracing[0] or {params[-1]} is _NO:")
-    src.append(f"        {miss}")
-    for cond, then in guard.steps:
+    src += ["    if rest or kwargs or _tracing[0]:", f"        {miss}"]
+    for cond, then in guard.conditions():
         if cond:
             src += [f"    if {cond}:", f"        {miss}"]
         if then:
@@ -128,9 +130,15 @@ def build_scalar_call(
     src.append("    except (ArithmeticError, ValueError):")
     src.append(f"        {miss}")
     src.append(f"    return {result}")
+    # every name the function reads is a closure variable (LOAD_DEREF) rather than a global or
+    # builtin: about 20 machine instructions less per load, of ~2,000 for the seed's call
+    closure = {**_BUILTINS, **namespace}
     text = "\n".join(src) + "\n"
-    exec(compile(text, "<gradc scalar call>", "exec"), namespace)
-    fn = namespace["__call__"]
+    maker = f"def _make({', '.join(closure)}):\n" + textwrap.indent(text, "    ")
+    maker += "    return __call__\n"
+    scope: dict[str, Any] = {}
+    exec(compile(maker, "<gradc scalar call>", "exec"), scope)
+    fn = scope["_make"](**closure)
     fn.source = text
     return fn
 
@@ -145,6 +153,7 @@ class _Guard:
         self.params: list[str] = []  # one name per argument
         self.constants: dict[str, Any] = {}
         self.steps: list[tuple[str, str]] = []  # (miss condition, statement after it)
+        self.top_floats: list[str] = []  # arguments that are Python floats themselves
 
     def argument(self, a: Any) -> bool:
         """Add the checks for the next argument, `a` as seen; False if it does not fit."""
@@ -152,7 +161,10 @@ class _Guard:
         t = type(a)
         if t is float or t in _STATIC_TYPES:
             expr, cond = self._leaf(a, expr)  # a top-level float is named as its input
-            self.steps.append((cond, ""))
+            if t is float:
+                self.top_floats.append(expr)
+            else:
+                self.steps.append((cond, ""))
         elif a is None:  # an empty pytree node: no leaf
             self.steps.append((f"{expr} is not None", ""))
         elif t is tuple or t is list:
@@ -163,7 +175,9 @@ class _Guard:
             self.steps.append(
                 (f"type({expr}) is not {t.__name__} or len({expr}) != {len(a)}", unpack)
             )
-            self.steps.append((" or ".join(c for _, c in pairs), ""))
+            floats = [n for (n, _), x in zip(pairs, a) if type(x) is float]
+            conds = [c for (_, c), x in zip(pairs, a) if type(x) is not float]
+            self.steps.append((" or ".join(c for c in [_not_floats(floats), *conds] if c), ""))
         elif t is dict:
             if not all(type(key) is str and _is_leaf(x) for key, x in a.items()):
                 return False
@@ -176,6 +190,10 @@ class _Guard:
             return False
         self.params.append(expr)
         return True
+
+    def conditions(self) -> list[tuple[str, str]]:
+        """(miss condition, statement after it), in order: the top-level floats first."""
+        return [(_not_floats(self.top_floats), ""), *self.steps]
 
     def _leaf(self, x: Any, default: str) -> tuple[str, str]:
         """The next leaf's name, and the condition under which a call's leaf there differs."""
@@ -190,6 +208,14 @@ class _Guard:
         if t is bool:
             return default, f"{default} is not {k}"
         return default, f"type({default}) is not {t.__name__} or {default} != {k}"
+
+
+def _not_floats(names: list[str]) -> str:
+    """A condition true unless every name holds a Python float (one chained comparison: fewer
+    bytecodes than one `type(x) is not float` per name)."""
+    if not names:
+        return ""
+    return f"not (float is {' is '.join(f'type({n})' for n in names)})"
 
 
 def _is_leaf(x: Any) -> bool:

@@ -185,6 +185,9 @@ def _lower(g: Graph, env: dict[Value, str], lines: list[str]) -> bool:
 
 
 def _expression(op: str, args: list[str], dtype: np.dtype) -> str | None:
+    if op == "power" and _is_literal(args[1]):  # a constant exponent: decided here
+        sqrt = float(args[1].strip("()")) == 0.5
+        return f"math.sqrt({args[0]})" if sqrt else f"math.pow({args[0]}, {args[1]})"
     if op in _PYTHON:
         return _PYTHON[op].format(*args)
     if op not in _SAME:
@@ -194,6 +197,14 @@ def _expression(op: str, args: list[str], dtype: np.dtype) -> str | None:
     if ty == "float":
         tmpl = _TYPED_LITERAL.sub(lambda m: repr(float(m.group(1))), tmpl)
     return "(" + tmpl.format(*args, T=ty) + ")"
+
+
+def _is_literal(text: str) -> bool:
+    try:
+        float(text.strip("()"))
+    except ValueError:
+        return False
+    return True
 
 
 def _literal(value: object) -> str:

@@ -169,3 +169,23 @@ def test_pyscalar_constants_and_fused_bodies():
     want = run_graph(g, [np.float64(3.0)])
     assert got[:2] == (9.0, 9.0) and [float(w) for w in want[:2]] == [9.0, 9.0]
     assert got[2] == 0.0 and math.copysign(1.0, got[2]) == -1.0 and np.signbit(want[2])
+
+
+def test_pyscalar_constant_exponents_follow_numpy():
+    for exponent in (0.5, 3.0, -1.0, 2.0):
+        b = Builder()
+        x = b.add_input(TensorType((), F64))
+        e = b.add("full", [], {"shape": (), "fill": exponent, "dtype": F64})
+        g = b.build([b.add("power", [x, e])])
+        fn = compile_python_scalar(g)
+        assert "==" not in fn.source  # the exponent is known: no test at run time
+        for v in (-0.0, 0.0, 2.0, 7.5, -3.0, math.inf):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                (want,) = run_graph(g, [np.float64(v)])
+            try:
+                (got,) = fn(v)
+            except (ArithmeticError, ValueError):
+                continue
+            assert_ulp(np.asarray(got), np.asarray(want))
+            assert np.signbit(got) == np.signbit(want)
