@@ -135,17 +135,9 @@ class _Transform:
         body = python_scalar(spec.stages.lowered[0].graph)
         if body is None:
             return
-        call = build_scalar_call(
-            body,
-            spec,
-            self.mode,
-            self.has_aux,
-            args,
-            leaves,
-            _Transform.__call__,
-            TRACES_ACTIVE,
-            CONSTANTS,
-        )
+        general, tracing = _Transform.__call__, TRACES_ACTIVE
+        mode, aux = self.mode, self.has_aux
+        call = build_scalar_call(body, spec, mode, aux, args, leaves, general, tracing, CONSTANTS)
         if call is not None:
             # Python looks `__call__` up on the type, so the generated one needs a class of
             # its own: one subclass per transformation, which saves the general __call__'s
