@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.codegen import rowloop
 from compiler.codegen.driver import PyDriver, single_body
 from compiler.codegen.loops import REDUCE_OPS, fits_loop, is_elementwise
 from compiler.codegen.lowering import LOWER
@@ -73,6 +74,10 @@ def _work_s(n: Node) -> float:
         a, b = n.inputs
         k = a.shape[-1] if a.ndim else 1
         return FMA_S * n.out.type.size * k
+    if n.op == "rowfused":  # two products over X and the body once per row
+        body = n.attrs["body"]
+        ops = sum(m.op not in _FREE for m in body.nodes)
+        return FMA_S * 2 * n.inputs[0].type.size + ELEM_OP_S * ops * n.inputs[0].shape[0]
     if n.op == "fused":
         body = n.attrs["body"]
         ops = sum(m.op not in _FREE for m in body.nodes)
@@ -107,7 +112,9 @@ def njit_rule(graph: Graph) -> bool:
     for n in graph.nodes:
         if n.op in _VIEW_OPS or n.op == "matmul":  # views cost nothing; BLAS runs either way
             continue
-        if any(v.type.size >= PARALLEL_MIN_LIBM for v in (*n.inputs, *n.outputs)):
+        # a rowfused node's matrix is read like a matmul operand; its loop is over the rows
+        ins = n.inputs[2:] if n.op == "rowfused" else n.inputs
+        if any(v.type.size >= PARALLEL_MIN_LIBM for v in (*ins, *n.outputs)):
             return False
     return ops * OP_S >= sum(_work_s(n) for n in graph.nodes)
 
@@ -183,6 +190,8 @@ class NjitDriver(PyDriver):
                 raise NotNjit(f"{op}: not one loop nest")
             k, _a, _s, _p, _o, call = self.loop_call(n, body)
             self.src.line(f"{k.name}({', '.join(call)})")
+        elif op == "rowfused":
+            rowloop.render(self, n)
         elif op == "matmul":
             self.matmul(n)
         elif op in ("reshape", "transpose"):
@@ -328,7 +337,10 @@ def switch_after(graph: Graph) -> int:
     if _eager_env():
         return 0
     ops = driver_ops(graph)
-    loops = sum(n.op == "fused" or n.op in REDUCE_OPS or is_elementwise(n.op) for n in graph.nodes)
+    loops = sum(
+        n.op in ("fused", "rowfused") or n.op in REDUCE_OPS or is_elementwise(n.op)
+        for n in graph.nodes
+    )
     return int((COMPILE_S * loops + BODY_COMPILE_S * ops) / (OP_S * max(ops, 1)))
 
 
