@@ -1,14 +1,14 @@
 """Codegen of `rowfused` (the `rowfuse` pass): `X @ w`, a loop over its rows and `X.T @ r` as
 one njit kernel that reads X once from memory.
 
-The kernel walks X in blocks of `ROW_BLOCK` rows. Per block: the block's dot products into a
-scratch row `zb` (four rows at a time, so each load of w serves four rows); the fused body
-over the block (a plain loop over contiguous scratch, which LLVM vectorises, SIMD
-transcendentals included); then the block's contribution `g += r[i] * X[i, :]` (four rows
-per pass over g), while the block is still in L1/L2. A per-row kernel (dot, body, update for
-one row at a time) would run the body's transcendentals one element at a time: measured on
-10000 x 50 logreg, 380 us against 130 us blocked (and 160 us for BLAS's two products plus
-the separate loop).
+The kernel walks X in blocks of rows (`block_rows`: about 128 KiB of X). Per block: the
+block's dot products into a scratch row `zb` (four rows at a time, so each load of w serves
+four rows); the fused body over the block (a plain loop over contiguous scratch, which LLVM
+vectorises, SIMD transcendentals included); then the block's contribution
+`g += r[i] * X[i, :]` (four rows per pass over g), while the block is still in L2. A per-row
+kernel (dot, body, update for one row at a time) would run the body's transcendentals one
+element at a time: measured on 10000 x 50 logreg, 380 us against 130-140 us blocked (and
+160 us for BLAS's two products plus the separate loop).
 
 Accuracy: the dot products and g accumulate in float64 whatever the dtype (float32 rounds
 once, at the store), as gradc's float32 sums do; the body runs in the kernel's dtype, with
@@ -34,9 +34,12 @@ from compiler.primitives import OPS
 if TYPE_CHECKING:  # the drivers pass themselves; imported for annotations only
     from compiler.codegen.driver import PyDriver
 
-# Rows per block: 256 rows of 50 float64 (100 KiB) stay in L2 between the dot products and
-# the update; 128-512 measured within 3% of each other on logreg (2-core EPYC).
-ROW_BLOCK = 256
+# A block is about ROW_BLOCK_BYTES of X, so it is still in L2 (1 MiB per core here) when the
+# update reads it again: 327 rows at d = 50 (128-512 rows measured within 3% of each other on
+# logreg, 2-core EPYC), 16 at d = 1000, where 256 rows (2 MiB) fell out of L2 and ran slower
+# than BLAS's two products. At least MIN_ROWS, so the body's vectorised loop has work.
+ROW_BLOCK_BYTES = 1 << 17
+MIN_ROWS, MAX_ROWS = 16, 512
 _FREE = ("broadcast_to",)
 
 
@@ -216,10 +219,17 @@ def row_kernel(node: Node, arg_shapes: Sequence[tuple[int, ...] | None]) -> RowK
     return _Gen(node, arg_shapes).run()
 
 
+def block_rows(n: int, d: int, itemsize: int) -> int:
+    """Rows per block for an n x d matrix (see ROW_BLOCK_BYTES)."""
+    rows = max(MIN_ROWS, min(MAX_ROWS, ROW_BLOCK_BYTES // max(1, d * itemsize)))
+    return max(1, min(rows - rows % 4, n))
+
+
 def scratch_shapes(node: Node) -> tuple[tuple[int, int], tuple[int, int]]:
     """The kernel's scratch: (2, block rows) of the dtype and (2, d) float64."""
-    n, d = node.inputs[0].shape
-    return (2, max(1, min(ROW_BLOCK, n))), (2, d)
+    x = node.inputs[0]
+    n, d = x.shape
+    return (2, block_rows(n, d, x.dtype.itemsize)), (2, d)
 
 
 def render(drv: PyDriver, n: Node) -> None:

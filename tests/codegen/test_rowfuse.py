@@ -16,7 +16,7 @@ import pytest
 
 from compiler import value_and_grad
 from compiler.codegen.rowfuse import row_fuse
-from compiler.codegen.rowloop import ROW_BLOCK
+from compiler.codegen.rowloop import block_rows
 from compiler.interpret import run_graph
 from compiler.ir import Builder, TensorType
 from compiler.ir.verify import verify
@@ -96,7 +96,8 @@ def test_rowfuse_is_idempotent_and_can_be_disabled():
 
 # n crosses the kernel's row blocks (with a remainder) and its four-row steps; n = 1 reads
 # its (1,)-shaped operands per row (another kernel text), so it runs in float64 only
-SHAPES = ((7, 1), (ROW_BLOCK + 7, 5), (3 * ROW_BLOCK, 33))
+ROWS = block_rows(10**6, 5, 8)  # rows per block at d = 5
+SHAPES = ((7, 1), (ROWS + 7, 5), (3 * block_rows(10**6, 33, 8) + 2, 33))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -119,7 +120,7 @@ def test_rowfuse_kernel_and_numpy_tier_match_interpreter(dtype):
 
 
 def test_rowfuse_softplus_kernel_matches_interpreter_with_python_driver():
-    args = _softplus_args(2 * ROW_BLOCK + 3, 50, seed=4)  # too large for the njit driver
+    args = _softplus_args(2 * block_rows(10**6, 50, 8) + 3, 50, seed=4)  # too large to njit
     _, low = _lowered(softplus_nll, args, 2)
     fn = lower(low, "numba", "eager")
     assert fn.driver_kind == "python" and "rowfused" in fn.source
@@ -128,7 +129,7 @@ def test_rowfuse_softplus_kernel_matches_interpreter_with_python_driver():
 
 
 def test_rowfuse_gradient_matches_finite_differences():
-    theta, X, t = _logreg_args(ROW_BLOCK + 13, 6, seed=7)
+    theta, X, t = _logreg_args(block_rows(10**6, 6, 8) + 13, 6, seed=7)
     value, grad = value_and_grad(logreg, compile="eager")(theta, X, t)
     assert np.isclose(value, logreg(theta, X, t), rtol=1e-13)
     np.testing.assert_allclose(grad, fd_grad(logreg, [theta, X, t], 0), rtol=1e-6, atol=1e-9)
