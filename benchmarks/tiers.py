@@ -9,7 +9,8 @@ the slowest later call, how many later calls took over 50 ms, and when the stage
 
 `disturbance` times the same MLP's calls on the NumPy tier (`compile="never"`, nothing
 compiles for it) while something else compiles: nothing (the baseline), a background compile
-in this process on the compile thread (at two GIL switch intervals) and with a helper process
+in this process on the compile thread (without yielding, GRADC_COMPILE_SHARE=1, and with the
+default yielding of runtime/yielding.py) and with a helper process
 (`GRADC_COMPILE_IN=process`: Numba compiles there, the thread only loads), and an unrelated
 process compiling. The ratio of mean call times is the slowdown the caller sees.
 """
@@ -137,13 +138,17 @@ DISTURB = SETUP + textwrap.dedent(
                 "calls": len(times)}
 
     out = {"baseline": summary(calls_while(None))}
+    value_and_grad(mlp, compile="background")(p, x, y)  # the thread starts, imports Numba
+    background.wait_idle()
+    default_share = background.yielder.share if background.yielder else 1.0
     runs = [
-        ("thread, switch interval 5 ms", target1, "thread", 0.005),
-        ("thread, switch interval 0.5 ms", target2, "thread", 0.0005),
-        ("GRADC_COMPILE_IN=process", target3, "process", 0.0005),
+        ("thread, no yielding", target1, "thread", 1.0),
+        (f"thread, yielding (share {default_share})", target2, "thread", default_share),
+        ("GRADC_COMPILE_IN=process", target3, "process", default_share),
     ]
-    for name, target, where, interval in runs:
-        background.SWITCH_INTERVAL_S = interval
+    for name, target, where, share in runs:
+        if background.yielder is not None:
+            background.yielder.share = share
         os.environ["GRADC_COMPILE_IN"] = where
         t0 = time.perf_counter()
         value_and_grad(target, compile="background")(p, x, y)

@@ -39,6 +39,7 @@ from compiler.plan import Plan, Policy, plan, split_plan
 from compiler.stage_cache import cached_stages
 from compiler.trace import STATIC, trace_tree
 from compiler.trace.loops import loop_memory
+from runtime import yielding
 from runtime.tier import TieredStage
 
 log = logging.getLogger("gradc")
@@ -184,6 +185,7 @@ def lower(
     if compile == "background":
         nodes = low.graph.nodes
         detail = f"{len(nodes)} nodes, {sum(n.op == 'fused' for n in nodes)} fused loops"
+        yielding.compile_share()  # a bad GRADC_COMPILE_SHARE fails here, on the caller's call
         build = functools.partial(_background_build, low, what, compile_in() == "process")
         return TieredStage(what, _numpy_tier(low, what), build, detail)
     return _compiled_tier(low, what, eager)

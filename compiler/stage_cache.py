@@ -56,7 +56,15 @@ ENV_VAR = "GRADC_STAGE_CACHE"
 # GRADC_* variables that cannot change what the passes decide (every other one is in the key:
 # a mode chosen by the environment, say a code-generation mode, may change the routing)
 _ENV_IGNORED = frozenset(
-    {"GRADC_LOG", "GRADC_CACHE_DIR", "GRADC_STAGE_CACHE", "GRADC_COMPILE", "GRADC_COMPILE_IN"}
+    {
+        "GRADC_LOG",
+        "GRADC_CACHE_DIR",
+        "GRADC_STAGE_CACHE",
+        "GRADC_COMPILE",
+        "GRADC_COMPILE_IN",
+        "GRADC_COMPILE_SHARE",
+        "GRADC_GC_FREEZE",
+    }
 )
 
 

@@ -10,6 +10,9 @@ the NumPy tier and logs one warning naming the stage and the reason; no result i
 since the caller never waited for it.
 
 `GRADC_LOG=info` logs each job's start and end with what it compiled and how long it took.
+The thread keeps out of the caller's way (runtime/yielding.py): it freezes long-lived objects
+out of full garbage collections and yields the interpreter lock after contended compiler
+passes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from runtime import yielding
 
 log = logging.getLogger("gradc")
 
@@ -50,6 +55,7 @@ _worker: threading.Thread | None = None
 _idle = threading.Condition(_lock)
 _pending = 0
 _stats = {"submitted": 0, "compiled": 0, "failed": 0}
+yielder: Any = None  # the compile thread's Numba pass listener (runtime/yielding.py), if any
 
 
 def submit(job: Job) -> None:
@@ -76,12 +82,27 @@ def stats() -> dict[str, int]:
         return {**_stats, "pending": _pending}
 
 
+def _prepare() -> None:
+    """Once per thread: settle the program's heap, import Numba, make its passes yield, and
+    settle Numba's own objects."""
+    global yielder
+    try:
+        share = yielding.compile_share()
+        yielding.settle_heap()
+        yielder = yielding.yield_to_caller(threading.get_ident(), share)
+        yielding.settle_heap()
+    except Exception as err:  # never fatal: a job that needs what failed says so itself
+        log.warning("background compiler: %s: %s", type(err).__name__, err)
+
+
 def _run_forever() -> None:
     global _pending
+    _prepare()
     while True:
         job = _queue.get()
         try:
             _run(job)
+            yielding.settle_heap()  # the job's garbage collected, Numba's new caches frozen
         finally:
             with _idle:
                 _pending -= 1
