@@ -159,7 +159,19 @@ def _match(graph: Graph, u: _Users, fi: int) -> _Match | None:
     return None
 
 
-def _build(graph, u, fi, k, j, p, zr, g, reshapes) -> _Match:
+def _build(
+    graph: Graph,
+    u: _Users,
+    fi: int,
+    k: int,
+    j: int,
+    p: int,
+    zr: int | None,
+    g: int,
+    reshapes: list[int],
+) -> _Match:
+    """The rowfused node for fused node `fi` (z its input k, r its output j), matvec `p`
+    (through reshape `zr`), transposed matvec `g` (through `reshapes`)."""
     nodes = graph.nodes
     f, gm = nodes[fi], nodes[g]
     x, w = nodes[p].inputs
