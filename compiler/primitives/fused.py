@@ -76,9 +76,10 @@ def run_rowfused(
 ) -> list[np.ndarray]:  # fmt: skip
     """z = X @ w, the body row by row, g = X.T @ r: what the fused loop computes."""
     args = list(rest)
-    args.insert(z, (x @ w).reshape(body.inputs[z].shape))
-    outs = run_body(*args, body=body)
-    g = (x.T @ outs[r].reshape(-1, 1)).reshape(gshape)
+    with np.errstate(all="ignore"):  # as the interpreter runs every op: NaN and inf flow
+        args.insert(z, (x @ w).reshape(body.inputs[z].shape))
+        outs = run_body(*args, body=body)
+        g = (x.T @ outs[r].reshape(-1, 1)).reshape(gshape)
     return [outs[k] for k in emit] + [g]
 
 
