@@ -31,6 +31,7 @@ from compiler.autodiff.inline import check_aux, differentiable_leaves
 from compiler.codegen import compile_graph, compile_numpy
 from compiler.codegen.helper import prefill
 from compiler.codegen.prepare import Keep, Lowered, lower_passes
+from compiler.codegen.routing import Routing, current_routing, queue_wanted
 from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
 from compiler.logging_setup import slow
@@ -127,13 +128,20 @@ def optimize(graph: Graph, disable: Sequence[str] = (), keep: Keep | None = None
     return out
 
 
-def grad_stages(traced: Graph, joint: Graph, opts: Options, keep: Keep | None = None) -> Stages:
-    """value_and_grad: passes, plan, then lowering of the planned joint graph."""
+def grad_stages(
+    traced: Graph,
+    joint: Graph,
+    opts: Options,
+    keep: Keep | None = None,
+    routing: Routing | None = None,
+) -> Stages:
+    """value_and_grad: passes, plan, then lowering of the planned joint graph (`routing`: the
+    route pass's decisions, default the current ones)."""
     pre = optimize(joint, opts.disable, keep)
     p = plan(pre, opts.policy())
     if keep is not None:
         keep("plan", p.graph)
-    low = lower_passes(p.graph, "value_and_grad", opts.disable, keep)
+    low = lower_passes(p.graph, "value_and_grad", opts.disable, keep, routing)
     return Stages(traced, joint, pre, p, (low,))
 
 
@@ -144,6 +152,7 @@ def vjp_stages(
     n_out: int,
     opts: Options,
     keep: Keep | None = None,
+    routing: Routing | None = None,
 ) -> Stages:
     """vjp: passes and plan, then a forward stage (outputs + planned residuals) and a backward
     stage (residuals + cotangents -> gradients), each lowered on its own."""
@@ -152,15 +161,18 @@ def vjp_stages(
     if keep is not None:
         keep("plan", p.graph)
     split = split_plan(p, n_primal_in, n_out)
-    fwd = lower_passes(split.forward, "vjp_forward", opts.disable, keep)
-    bwd = lower_passes(split.backward, "vjp_backward", opts.disable, keep)
+    fwd = lower_passes(split.forward, "vjp_forward", opts.disable, keep, routing)
+    bwd = lower_passes(split.backward, "vjp_backward", opts.disable, keep, routing)
     return Stages(traced, joint, pre, p, (fwd, bwd), split.n_residuals)
 
 
-def jit_stages(traced: Graph, opts: Options, keep: Keep | None = None) -> Stages:
+def jit_stages(
+    traced: Graph, opts: Options, keep: Keep | None = None, routing: Routing | None = None
+) -> Stages:
     """jit: passes, then lowering (a forward graph has nothing to store or recompute)."""
     pre = optimize(traced, opts.disable, keep)
-    return Stages(traced, None, pre, None, (lower_passes(pre, "jit", opts.disable, keep),))
+    low = lower_passes(pre, "jit", opts.disable, keep, routing)
+    return Stages(traced, None, pre, None, (low,))
 
 
 def lower(
@@ -203,7 +215,10 @@ def compile_in() -> str:
 
 def _background_build(low: Lowered, what: str, helper: bool, sample: tuple) -> Callable:
     # runs in the background compile thread (runtime/background.py); with a helper process,
-    # Numba compiles there and this thread only loads the result from the disk cache
+    # Numba compiles there and this thread only loads the result from the disk cache. A
+    # routing calibration the compile found missing is queued here, behind this stage's job,
+    # so it never delays the switch from the NumPy tier (compiler/codegen/routing.py)
+    queue_wanted()
     if helper:
         t0 = time.perf_counter()
         ok = prefill(low, sample)
@@ -298,8 +313,17 @@ def compile(
     g = tr.graph
     dyn = [i for i, k in enumerate(tr.kinds) if k != STATIC]
     c = Compiled(None, dyn, tr.out_tree, len(g.outputs), draws=tr.draws)
+    # one snapshot of the routing decisions for every stage of this compile, and in the stage
+    # cache's key: a calibration that lands later never meets stages lowered under another
+    # routing (a missing calibration is queued on the background thread when Numba compiles)
+    numba = build and options.backend == "numba" and options.compile != "never"
+    rt = current_routing(background=numba)
+    if numba and options.compile == "eager":
+        queue_wanted()  # (background: queued by the stage's compile job, see _background_build)
     if mode == "jit":
-        c.stages = cached_stages(g, ("jit",), options, keep, lambda: jit_stages(g, options, keep))
+        c.stages = cached_stages(
+            g, ("jit", rt.key), options, keep, lambda: jit_stages(g, options, keep, rt)
+        )
     else:
         wrt = differentiable_leaves(fun, args, transform.argnums, tr.kinds, mode)
         wrt_inputs = [dyn.index(i) for i in wrt]
@@ -314,9 +338,9 @@ def compile(
             def vjp_build() -> Stages:
                 cts = tuple(range(n_primal))
                 joint = vjp_graph(g, wrt_inputs, seeds="input", ct_outputs=cts)
-                return vjp_stages(g, joint, n_in, n_out, options, keep)
+                return vjp_stages(g, joint, n_in, n_out, options, keep, rt)
 
-            what = ("vjp", tuple(wrt_inputs), n_primal)
+            what = ("vjp", tuple(wrt_inputs), n_primal, rt.key)
             c.stages = cached_stages(g, what, options, keep, vjp_build)
             c.n_res = c.stages.n_residuals
         else:
@@ -324,9 +348,10 @@ def compile(
 
             def grad_build() -> Stages:
                 joint = vjp_graph(g, wrt_inputs, seeds="ones", ct_outputs=(0,))
-                return grad_stages(g, joint, options, keep)
+                return grad_stages(g, joint, options, keep, rt)
 
-            c.stages = cached_stages(g, ("grad", tuple(wrt_inputs)), options, keep, grad_build)
+            what = ("grad", tuple(wrt_inputs), rt.key)
+            c.stages = cached_stages(g, what, options, keep, grad_build)
     if build:
         lowered = c.stages.lowered
         name = f"{mode}({getattr(fun, '__name__', 'function')})"

@@ -5,7 +5,9 @@ the sha256 of
 
 - the traced graph, exactly (`compiler.ir.digest.exact_digest`: every constant's bytes, every
   float exactly, source locations);
-- `what` the pipeline makes of it: the transformation and the differentiated inputs;
+- `what` the pipeline makes of it: the transformation, the differentiated inputs, and the
+  routing decisions (`Routing.key`, compiler/codegen/routing.py: a calibration that lands
+  later never loads stages lowered under another routing);
 - the options the stages depend on (`disable`, `memory`, `memory_budget`), and the GRADC_*
   environment (but the log, cache folder and compile mode) and NUMBA_DISABLE_JIT, so a mode
   chosen by the environment never reads stages another mode made;
@@ -29,26 +31,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import gc
 import hashlib
 import logging
 import os
 import pickle
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-import runtime
 from compiler.ir.digest import exact_digest
 from compiler.ir.graph import OUT_TYPES_RULES, SHAPE_RULES, Graph
 from compiler.passes import PASSES
 from compiler.primitives import OPS
 from runtime.artifacts import load_artifact, store_artifact
-from runtime.version import VERSION
+from runtime.version import build_id
 
 log = logging.getLogger("gradc")
 
@@ -66,17 +62,6 @@ _ENV_IGNORED = frozenset(
         "GRADC_GC_FREEZE",
     }
 )
-
-
-@functools.cache
-def build_id() -> str:
-    """A digest of the code that makes stages: versions and every gradc source file's stat."""
-    h = hashlib.sha256(f"{VERSION}|{np.__version__}|{sys.version}".encode())
-    for root in (Path(__file__).parent, Path(runtime.__file__).parent):
-        for path in sorted(root.rglob("*.py")):
-            st = path.stat()
-            h.update(f"{path.relative_to(root.parent)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
 
 
 # The registries as the import left them. The key names the code by its files, not the

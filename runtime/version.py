@@ -6,9 +6,14 @@ and the disk cache (its namespace) share it without the runtime importing the co
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+import numpy as np
 
 
 def _version() -> str:
@@ -24,3 +29,17 @@ def _version() -> str:
 
 
 VERSION = _version()
+
+
+@functools.cache
+def build_id() -> str:
+    """A digest of the code that makes compiled artifacts: gradc's, NumPy's and Python's
+    versions and every gradc source file's stat (the stage cache and the routing calibration
+    key on it, so an edited checkout never reuses what its old code made)."""
+    h = hashlib.sha256(f"{VERSION}|{np.__version__}|{sys.version}".encode())
+    top = Path(__file__).parent.parent  # the folder holding `compiler/` and `runtime/`
+    for root in (top / "compiler", top / "runtime"):
+        for path in sorted(root.rglob("*.py")):
+            st = path.stat()
+            h.update(f"{path.relative_to(top)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()

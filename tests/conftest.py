@@ -24,6 +24,10 @@ GOLDEN_DIR = Path(__file__).parent / "golden"
 # CI runs them too (plain `python -m pytest`). Set GRADC_COMPILE yourself to run the whole
 # suite on another tier. Subprocesses (the CLI, the examples) inherit the setting.
 os.environ.setdefault("GRADC_COMPILE", "never")
+# Routing by the op records' table (docs/routing.md): the same lowered graphs on every host and
+# at every moment (in `auto` a calibration landing in the background would change the routing
+# of later tests, and the goldens). tests/codegen/test_routing.py covers the other modes.
+os.environ.setdefault("GRADC_ROUTE", "table")
 
 # every test that goes through the public API (grad, value_and_grad, vjp, jit) runs once per
 # backend; "interpret" is the reference oracle, "numba" the compiled default

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from compiler.codegen import simd
 from compiler.codegen.compile import uses_arena
 from compiler.codegen.loops import fits_loop
 from compiler.codegen.pushdown import push_down
+from compiler.codegen.routing import Routing, current_routing
 from compiler.codegen.rowfuse import row_fuse
 from compiler.codegen.schedule import sink
 from compiler.ir.graph import Graph
@@ -49,12 +49,18 @@ def _fuse(graph: Graph) -> Graph:
 
 
 def lower_passes(
-    graph: Graph, name: str, disable: Sequence[str] = (), keep: Keep | None = None
+    graph: Graph,
+    name: str,
+    disable: Sequence[str] = (),
+    keep: Keep | None = None,
+    routing: Routing | None = None,
 ) -> Lowered:
-    """route, fuse, pushdown, rowfuse, schedule, buffers: the graph and plan codegen renders."""
+    """route, fuse, pushdown, rowfuse, schedule, buffers: the graph and plan codegen
+    renders. `routing`: the route pass's decisions (default: `current_routing()`)."""
     arena = uses_arena(graph)
+    rt = current_routing() if routing is None else routing
     steps: list[tuple[str, Callable[[Graph], Graph]]] = [
-        ("route", lambda g: route(g, library=arena, vectorized=simd.in_loop)),
+        ("route", lambda g: route(g, library=arena, prefers=rt.prefers)),
         ("fuse", _fuse),
         ("pushdown", push_down),
         ("rowfuse", row_fuse),

@@ -167,7 +167,8 @@ _CALL = re.compile(r"\bmath\.([a-z0-9]+)\(")
 _POW = "({0} ** {1})"
 
 
-def _names(template: str) -> list[str]:
+def call_names(template: str) -> list[str]:
+    """The libm functions `template` calls (`x ** y` is pow)."""
     calls = _CALL.findall(template)
     return calls + ["pow"] if _POW in template else calls
 
@@ -178,30 +179,8 @@ def vectorizes(template: str, dtype: np.dtype, m: str | None = None) -> bool:
     m = mode() if m is None else m
     if m == "off" or np.dtype(dtype) not in (np.float32, np.float64):
         return False
-    names = _names(template)
+    names = call_names(template)
     return bool(names) and all(fn in host().funcs for fn in names)
-
-
-# libmvec's pow is the one variant far slower than NumPy's own SIMD kernel where NumPy has one
-# (AVX-512 host, 2**22 elements: f64 37-55 ms vs 23 ms, f32 9-26 ms vs 3 ms; docs/routing.md),
-# so an op that calls it keeps the op record's routing; inside other loops it is still widened.
-_ROUTE_AS_RECORDED = frozenset({"pow"})
-
-
-def in_loop(n: Any) -> bool:
-    """Whether node `n`'s loop code is all SIMD calls now, so the `route` pass keeps it in its
-    loop: the widened call runs about as fast as NumPy's ufunc, and the loop saves the ufunc's
-    pass over memory (docs/routing.md)."""
-    from compiler.primitives import OPS
-
-    d = OPS.get(n.op)
-    template = getattr(getattr(d, "codegen", None), "template", None)
-    return (
-        template is not None
-        and len(n.outputs) == 1
-        and not _ROUTE_AS_RECORDED.intersection(_names(template))
-        and vectorizes(template, n.out.dtype)
-    )
 
 
 def render(template: str, dtype: np.dtype, m: str | None = None) -> tuple[str, list[str]]:

@@ -1,10 +1,9 @@
 """`route`: tag the nodes the backend runs as library calls instead of inside loop kernels.
 
-The decision is asked of the op's record (`OpDef.prefers_library(dtype)`: where NumPy's SIMD
-ufunc beats a compiled *scalar* loop, see docs/routing.md) and of the backend: `library`, false
-for a backend or a graph that keeps every value in registers, and `vectorized`, the nodes
-whose loop code the backend widens to SIMD calls on this host (then the loop is as fast as the
-ufunc and saves its pass over memory, so they stay in loops). A routed node carries the tag
+The decision is the backend's: `prefers`, per node (the Numba backend's per-host decisions,
+`compiler/codegen/routing.py`: measured once per host, or the op records' `library` dtypes
+until then, see docs/routing.md), and `library`, false for a backend or a graph that keeps
+every value in registers. A routed node carries the tag
 `route="library"`; `fuse` keeps it out of every group and codegen calls the library for it.
 """
 
@@ -20,15 +19,14 @@ ROUTE = "route"
 LIBRARY = "library"
 
 
+def _routable(n: Node) -> bool:
+    d = OPS.get(n.op)
+    return d is not None and d.kind is Kind.ELEMENTWISE and len(n.outputs) == 1
+
+
 def wants_library(n: Node) -> bool:
     """Whether the op record prefers a library call for this node's dtype."""
-    d = OPS.get(n.op)
-    return (
-        d is not None
-        and d.kind is Kind.ELEMENTWISE
-        and len(n.outputs) == 1
-        and d.prefers_library(n.out.dtype)
-    )
+    return _routable(n) and OPS[n.op].prefers_library(n.out.dtype)
 
 
 def routed(n: Node) -> bool:
@@ -36,22 +34,18 @@ def routed(n: Node) -> bool:
     return n.tags.get(ROUTE) == LIBRARY
 
 
-def _never(n: Node) -> bool:
-    return False
-
-
 def route(
-    graph: Graph, *, library: bool = True, vectorized: Callable[[Node], bool] = _never
+    graph: Graph, *, library: bool = True, prefers: Callable[[Node], bool] = wants_library
 ) -> Graph:
-    """`graph` with every node whose op prefers a library call tagged, except those the
-    backend runs as SIMD calls in its loops (`vectorized`); `library=False` (the backend makes
-    no library calls for this graph) tags nothing. Same object if unchanged."""
+    """`graph` with every elementwise node that `prefers` a library call tagged (default: as
+    its op record says; the backend passes its per-host decisions); `library=False` (the
+    backend makes no library calls for this graph) tags nothing. Same object if unchanged."""
     if not library:
         return graph
     nodes = list(graph.nodes)
     changed = False
     for i, n in enumerate(nodes):
-        if not routed(n) and wants_library(n) and not vectorized(n):
+        if not routed(n) and _routable(n) and prefers(n):
             nodes[i] = dataclasses.replace(n, tags={**n.tags, ROUTE: LIBRARY})
             changed = True
     if not changed:

@@ -274,20 +274,28 @@ def _unusual_cases() -> list[Case]:
         leaves, tree = flatten_args((1.0, 2.0))
         signature_key(leaves, tree, static_mask=[True])
 
+    def with_env(var: str, value: str, read: Callable[[], object]) -> None:
+        mp = pytest.MonkeyPatch()
+        mp.setenv(var, value)
+        try:
+            read()
+        finally:
+            mp.undo()
+
     def simd_setting():
         from compiler.codegen import simd
 
-        mp = pytest.MonkeyPatch()
-        mp.setenv("GRADC_SIMD", "fast")
-        try:
-            simd.mode()
-        finally:
-            mp.undo()
+        with_env("GRADC_SIMD", "fast", simd.mode)
 
     def simd_uncovered():
         from compiler.codegen import simd
 
         simd.intrinsic("lgamma", "avx2")
+
+    def route_setting():
+        from compiler.codegen import routing
+
+        with_env("GRADC_ROUTE", "fastest", routing.current_routing)
 
     return [
         # -- codegen: SIMD transcendentals -------------------------------------------------
@@ -296,6 +304,8 @@ def _unusual_cases() -> list[Case]:
              r"avx512"),
         Case(("compiler/codegen/simd.py", "no SIMD variant"), simd_uncovered, ValueError,
              r"no SIMD variant of 'lgamma' in mode 'avx2' on this host"),
+        Case(("compiler/codegen/routing.py", "choose one of"), route_setting, ValueError,
+             r"GRADC_ROUTE='fastest': choose one of auto, calibrated, table, loop, library"),
         # -- runtime -----------------------------------------------------------------------
         Case(("runtime/cache.py", "must match"),
              lambda: cache.load_module("x = 1\n", prefix="no-dashes"), ValueError,
@@ -1116,6 +1126,14 @@ CASES += loop_cases(Case)  # scan / while_loop (tests/loops/error_cases.py)
 # raise statements no user can reach (or that only guard gradc's own invariants), by
 # (file, fragment of the statement): reason
 INTERNAL = {
+    ("compiler/codegen/calibrate.py", "its key is another host's"): "caught by load, which "
+    "warns and ignores the file (tests/codegen/test_routing.py)",
+    ("compiler/codegen/calibrate.py", "its entries are not one per"): "caught by load, which "
+    "warns and ignores the file",
+    ("compiler/codegen/calibrate.py", "has no array sample"): "invariant: every routable op's "
+    "record has array samples (tests/codegen/test_routing.py measures them all)",
+    ("compiler/codegen/calibrate.py", "SIMD mode is"): "invariant: routing.calibration "
+    "measures in the mode it just read",
     ("runtime/tier.py", "AttributeError(name)"): "the attribute protocol (__getattr__)",
     (
         "compiler/codegen/compile.py",
