@@ -36,8 +36,9 @@ from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
 from compiler.logging_setup import slow
 from compiler.passes import ALGEBRAIC_PASSES, PIPELINE, known_passes, run_passes
-from compiler.plan import Plan, Policy, plan, split_plan
+from compiler.plan import Policy, plan, split_plan
 from compiler.stage_cache import cached_stages
+from compiler.stages import Stages
 from compiler.trace import STATIC, trace_tree
 from compiler.trace.loops import loop_memory
 from runtime import yielding
@@ -100,18 +101,6 @@ class Options:
         if "plan" in self.disable:
             return Policy(recompute=False, checkpoints=False)
         return Policy(memory=self.memory, memory_budget=self.memory_budget)
-
-
-@dataclass(frozen=True)
-class Stages:
-    """Every stage of one compile. `lowered` has one entry (grad, jit) or two (vjp)."""
-
-    traced: Graph
-    grad: Graph | None  # the joint graph (None for jit)
-    passes: Graph  # after the algebraic passes
-    plan: Plan | None  # the storage plan of the joint graph (None for jit)
-    lowered: tuple[Lowered, ...]
-    n_residuals: int = 0  # vjp: values the forward stage hands to the backward one
 
 
 def optimize(graph: Graph, disable: Sequence[str] = (), keep: Keep | None = None) -> Graph:
@@ -233,7 +222,7 @@ def _background_build(low: Lowered, what: str, helper: bool, sample: tuple) -> C
 
 def _numpy_tier(low: Lowered, what: str) -> Callable[..., list]:
     t0 = time.perf_counter()
-    fn = compile_numpy(low.graph, low.buffers, low.name)
+    fn = compile_numpy(low.graph, low.buffers, low.name, key=low.key)
     log.info(
         "numpy tier %s: %d nodes in %.3f s", what, len(low.graph.nodes), time.perf_counter() - t0
     )
@@ -243,7 +232,7 @@ def _numpy_tier(low: Lowered, what: str) -> Callable[..., list]:
 def _compiled_tier(low: Lowered, what: str, eager: bool) -> Callable[..., list]:
     t0 = time.perf_counter()
     with slow(f"compiling the {what} stage ({len(low.graph.nodes)} nodes)"):
-        fn = compile_graph(low.graph, low.buffers, low.name, eager=eager)
+        fn = compile_graph(low.graph, low.buffers, low.name, eager=eager, key=low.key)
     log.info(
         "codegen %s: %d nodes, %d kernels in %.3f s",
         what,

@@ -23,8 +23,10 @@ without the cache. Stages that do not pickle (a custom rule's Python function in
 traced graphs without an exact digest are simply not cached. `keep` (gradc ir's pass dumps)
 bypasses the cache, since it must see every pass run. GRADC_STAGE_CACHE=0 switches it off.
 
-Codegen still renders the module from the cached lowered graph (a few ms) and the module
-cache (`runtime/cache.py`) and Numba's own cache load the compiled kernels: nothing compiles.
+Each lowered graph of cached stages carries `key` (the entry's key and its stage), under
+which codegen keeps the module text it renders (`compiler/codegen/rendered.py`); the module
+cache (`runtime/cache.py`, with each module's bytecode) and Numba's own cache load the
+compiled kernels: nothing compiles.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from compiler.ir.digest import exact_digest
 from compiler.ir.graph import OUT_TYPES_RULES, SHAPE_RULES, Graph
 from compiler.passes import PASSES
 from compiler.primitives import OPS
+from compiler.stages import CachedStages
 from runtime.artifacts import load_artifact, store_artifact
 from runtime.version import build_id
 
@@ -126,22 +129,31 @@ def cached_stages(
     if data is not None:
         try:
             with gc_paused():
-                stages = pickle.loads(data)
+                lowered, n_residuals, cold = pickle.loads(data)
         except Exception as err:  # written by this build, so only a damaged file gets here
             log.warning("stage cache: entry %s unreadable (%s); rebuilding", key[:24], err)
         else:
             log.info("stage cache: %s stages loaded (%d bytes)", what[0], len(data))
-            return dataclasses.replace(stages, traced=traced)
+            return CachedStages.make(traced, _keyed(lowered, key), n_residuals, cold)
     with gc_paused():
         stages = build()
         try:  # the traced graph is the caller's: not stored
-            bare = dataclasses.replace(stages, traced=None)
-            payload = pickle.dumps(bare, protocol=pickle.HIGHEST_PROTOCOL)
+            cold = pickle.dumps(
+                (stages.grad, stages.passes, stages.plan), protocol=pickle.HIGHEST_PROTOCOL
+            )
+            hot = (stages.lowered, stages.n_residuals, cold)
+            payload = pickle.dumps(hot, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as err:
             log.debug("stage cache: %s stages not picklable (%s); not stored", what[0], err)
             return stages
     store_artifact(key, payload)
-    return stages
+    return dataclasses.replace(stages, lowered=_keyed(stages.lowered, key))
+
+
+def _keyed(lowered: tuple, key: str) -> tuple:
+    # each lowered graph is named by the key and its stage, so what codegen renders from it
+    # is cached too (compiler/codegen/rendered.py): the key determines the graph exactly
+    return tuple(dataclasses.replace(low, key=f"{key}:{low.name}") for low in lowered)
 
 
 __all__ = ["ENV_VAR", "build_id", "cached_stages", "enabled", "gc_paused", "stage_key"]

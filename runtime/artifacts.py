@@ -6,7 +6,11 @@ names everything the result depends on, so a new process with a warm cache trace
 skips autodiff, passes, planning and lowering. This module only keeps bytes: it knows nothing
 of graphs.
 
-Layout: `<root>/stages/<tag>/stage_<key24>.pkl`, beside the generated modules
+Two kinds share the store: "stage" (the pipeline's stages) and "render" (the module text
+codegen rendered from a cached stage, `compiler/codegen/rendered.py`), each with its own file
+prefix and counts.
+
+Layout: `<root>/stages/<tag>/<kind>_<key24>.pkl`, beside the generated modules
 (`<root>/<mode>/<tag>/`), so `clear_cache` and `cache_info` see these files too. A file is
 one header line `# gradc-stages <key> <sha256 of the payload>` and the payload. A read checks
 both (another key sharing the 24-digit prefix, a truncated or altered file: a miss, and a
@@ -32,8 +36,9 @@ log = logging.getLogger("gradc")
 
 _KEY_RE = re.compile(r"[0-9a-f]{64}")
 _HEADER = b"# gradc-stages "
+_KINDS = ("stage", "render")
 _lock = threading.Lock()
-_stats = {"hits": 0, "misses": 0, "stored": 0, "damaged": 0}
+_stats = {kind: {"hits": 0, "misses": 0, "stored": 0, "damaged": 0} for kind in _KINDS}
 
 __all__ = [
     "artifact_dir",
@@ -50,20 +55,22 @@ def artifact_dir() -> Path:
     return cache_root() / "stages" / tag
 
 
-def _path(key: str) -> Path:
+def _path(key: str, kind: str) -> Path:
     if not _KEY_RE.fullmatch(key):
         raise ValueError(f"gradc stage cache: key must be 64 hex digits, got {key!r}")
-    return artifact_dir() / f"stage_{key[:24]}.pkl"
+    if kind not in _KINDS:
+        raise ValueError(f"gradc stage cache: kind must be one of {_KINDS}, got {kind!r}")
+    return artifact_dir() / f"{kind}_{key[:24]}.pkl"
 
 
-def _count(what: str) -> None:
-    with _lock:
-        _stats[what] += 1
-
-
-def load_artifact(key: str) -> bytes | None:
+def load_artifact(key: str, kind: str = "stage") -> bytes | None:
     """The payload stored under `key`, or None (absent, another key's, or damaged)."""
-    path = _path(key)
+    path = _path(key, kind)
+
+    def _count(what: str) -> None:
+        with _lock:
+            _stats[kind][what] += 1
+
     try:
         data = path.read_bytes()
     except OSError:
@@ -85,9 +92,9 @@ def load_artifact(key: str) -> bytes | None:
     return None
 
 
-def store_artifact(key: str, payload: bytes) -> bool:
+def store_artifact(key: str, payload: bytes, kind: str = "stage") -> bool:
     """Store `payload` under `key` (atomically); False when the folder is not writable."""
-    path = _path(key)
+    path = _path(key, kind)
     head = _HEADER + f"{key} {hashlib.sha256(payload).hexdigest()}\n".encode()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,18 +102,20 @@ def store_artifact(key: str, payload: bytes) -> bool:
     except OSError as err:
         log.debug("stage cache: not stored (%s: %s)", type(err).__name__, err)
         return False
-    _count("stored")
+    with _lock:
+        _stats[kind]["stored"] += 1
     return True
 
 
-def artifact_stats() -> dict[str, int]:
-    """Counts in this process: hits, misses, stored, damaged."""
+def artifact_stats(kind: str = "stage") -> dict[str, int]:
+    """Counts of `kind` in this process: hits, misses, stored, damaged."""
     with _lock:
-        return dict(_stats)
+        return dict(_stats[kind])
 
 
 def clear_artifact_stats() -> None:
-    """Zero `artifact_stats` (tests)."""
+    """Zero `artifact_stats` of every kind (tests)."""
     with _lock:
-        for k in _stats:
-            _stats[k] = 0
+        for counts in _stats.values():
+            for k in counts:
+                counts[k] = 0

@@ -46,6 +46,7 @@ from typing import Any
 import filelock
 import numpy as np
 
+from runtime.bytecode import compile_cached
 from runtime.version import VERSION
 
 __all__ = [
@@ -398,7 +399,7 @@ def _exec_module(name: str, path: Path, text: str) -> types.ModuleType:
     spec = importlib.util.spec_from_loader(name, loader=None, origin=str(path))
     module = importlib.util.module_from_spec(spec)
     module.__file__ = str(path)
-    code = compile(text, str(path), "exec", dont_inherit=True)
+    code = compile_cached(text, path, _write_atomic)  # checked against `text` (runtime/bytecode.py)
     sys.modules[name] = module  # Numba and pickle look functions' modules up here
     try:
         exec(code, module.__dict__)

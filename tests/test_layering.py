@@ -17,7 +17,7 @@ LAYERS = [
     ("compiler.passes",),
     ("compiler.plan",),
     ("compiler.codegen",),
-    ("compiler.pipeline", "compiler.arguments", "compiler.stage_cache"),
+    ("compiler.pipeline", "compiler.arguments", "compiler.stage_cache", "compiler.stages"),
     ("compiler.api",),
     ("compiler.transforms",),
     (

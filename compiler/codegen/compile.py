@@ -23,6 +23,7 @@ from typing import Any
 from compiler.codegen.arena import StageBuffers
 from compiler.codegen.driver import PyDriver
 from compiler.codegen.njit_driver import njit_generate, njit_rule, tiers
+from compiler.codegen.rendered import load_rendered, render_key, store_rendered
 from compiler.codegen.scalar import ScalarDriver, scalar_eligible
 from compiler.codegen.source import FASTMATH, digest
 from compiler.interpret import run_graph
@@ -178,6 +179,27 @@ def generate(
     return Generated(header + body, gen.params, kind, count, graph, bufs, layout, small)
 
 
+def _generate(
+    key: str | None,
+    graph: Graph,
+    buffers: Buffers | None,
+    stage: str,
+    tier: str,
+    driver: str = "auto",
+) -> Generated:
+    """`generate`, through the render cache when the stage cache names the graph (`key`)."""
+    if key is None:
+        return generate(graph, buffers, stage, tier, driver)
+    rkey = render_key(key, tier, driver)
+    fields = load_rendered(rkey)
+    if fields is not None:
+        arena = fields.pop("arena")
+        return Generated(graph=graph, buffers=buffers if arena else None, **fields)
+    gen = generate(graph, buffers, stage, tier, driver)
+    store_rendered(rkey, gen)
+    return gen
+
+
 def _load(source: str):
     """Import generated source through the content-addressed disk cache."""
     from compiler.codegen import simd
@@ -207,7 +229,12 @@ def _share(module: Any, kind: str) -> None:
 
 
 def compile_graph(
-    graph: Graph, buffers: Buffers | None, stage: str = "forward", *, eager: bool = False
+    graph: Graph,
+    buffers: Buffers | None,
+    stage: str = "forward",
+    *,
+    eager: bool = False,
+    key: str | None = None,
 ) -> CompiledStage:
     """Compile `graph` with buffer plan `buffers` to a callable
     `fn(*flat_inputs) -> list[np.ndarray]` (see module doc). `compiler.pipeline.lower_graph`
@@ -218,12 +245,15 @@ def compile_graph(
     compiler; the tests run each op through its kernel as well as through NumPy calls).
 
     A graph `njit_rule` picks runs the Python driver first and switches to its compiled
-    driver (`njit_driver.tiers`), which the background thread compiles (docs/tiers.md)."""
+    driver (`njit_driver.tiers`), which the background thread compiles (docs/tiers.md).
+
+    `key` (`Lowered.key`) names the graph and plan in the stage cache: the rendered text is
+    then cached too (codegen/rendered.py)."""
     tier = "eager" if eager else "lazy"
-    gen = generate(graph, buffers, stage, tier)
+    gen = _generate(key, graph, buffers, stage, tier)
     if gen.kind != "njit-array":
         return _bind(gen, stage, eager)
-    first = _bind(generate(graph, buffers, stage, tier, driver="python"), stage, eager)
+    first = _bind(_generate(key, graph, buffers, stage, tier, "python"), stage, eager)
     # the compiled driver's module loads when the stage switches to it, not before
     return tiers(first, functools.partial(_bind, gen, stage, eager), CompiledStage)
 
@@ -264,7 +294,9 @@ def _describe(
     return fn
 
 
-def compile_numpy(graph: Graph, buffers: Buffers | None, stage: str = "forward") -> Any:
+def compile_numpy(
+    graph: Graph, buffers: Buffers | None, stage: str = "forward", *, key: str | None = None
+) -> Any:
     """The NumPy tier of a stage (docs/tiers.md): the same graph and buffer plan as
     `compile_graph`, every loop as NumPy calls writing into the planned buffers, nothing for
     Numba to compile and no Numba import. An all-scalar graph (no arena) runs on the
@@ -274,7 +306,7 @@ def compile_numpy(graph: Graph, buffers: Buffers | None, stage: str = "forward")
         run.graph, run.stage, run.buffers = graph, stage, None
         run.driver_kind, run.kernel_count, run.arena, run.source = "interpret", 0, None, ""
         return run
-    gen = generate(graph, buffers, stage, "numpy")
+    gen = _generate(key, graph, buffers, stage, "numpy")
     module = _numpy_module(gen.source)
     arena = StageBuffers(gen.buffers.arena_specs(), gen.layout) if gen.layout else None
     fn = CompiledStage(module.driver, (arena, *gen.params[1:]))

@@ -58,7 +58,7 @@ def main() -> int:
     root, jobs = pickle.loads(sys.stdin.buffer.read())
     os.environ["GRADC_CACHE_DIR"] = root
     for low, sample in jobs:
-        fn = compile_graph(low.graph, low.buffers, low.name, eager=True)
+        fn = compile_graph(low.graph, low.buffers, low.name, eager=True, key=low.key)
         fn(*sample)
     return 0
 

@@ -34,6 +34,9 @@ class Lowered:
     name: str  # the codegen stage: value_and_grad, jit, vjp_forward or vjp_backward
     graph: Graph
     buffers: Buffers | None  # None: the backend keeps no arena for it (an all-scalar graph)
+    # the stage cache's name for exactly this graph and plan (its entry's key and the stage),
+    # under which codegen keeps what it renders (codegen/rendered.py); None: not cached
+    key: str | None = None
 
     @property
     def arena_bytes(self) -> int:

@@ -61,22 +61,31 @@ def _enc(x: Any) -> str:
 
 def _graph(g: Graph) -> str:
     h = hashlib.sha256()
-    names: dict[Value, int] = {}
+    names: dict[Value, str] = {}
+    types: dict[Any, str] = {}  # a warm process digests every traced graph: keep it cheap
 
     def name(v: Value) -> str:
-        if v not in names:
-            names[v] = len(names)
-        return str(names[v])
+        s = names.get(v)
+        if s is None:
+            s = names[v] = str(len(names))
+        return s
 
     def ty(v: Value) -> str:
-        return f"{v.dtype.str}{v.shape}"
+        t = v.type
+        s = types.get(t)
+        if s is None:
+            s = types[t] = f"{v.dtype.str}{v.shape}"
+        return s
 
     h.update(("in " + " ".join(f"{name(v)}:{ty(v)}" for v in g.inputs) + "\n").encode())
+    lines = []
     for n in g.nodes:
-        ins = ",".join(name(v) for v in n.inputs)
-        outs = ",".join(f"{name(v)}:{ty(v)}" for v in n.outputs)
-        line = f"{outs}={n.op}({ins}){_enc(dict(n.attrs))}{_enc(dict(n.tags))}@{n.loc!r}\n"
-        h.update(line.encode())
+        ins = ",".join([name(v) for v in n.inputs])
+        outs = ",".join([f"{name(v)}:{ty(v)}" for v in n.outputs])
+        attrs = _enc(dict(n.attrs)) if n.attrs else "m{}"
+        tags = _enc(dict(n.tags)) if n.tags else "m{}"
+        lines.append(f"{outs}={n.op}({ins}){attrs}{tags}@{n.loc!r}\n")
+    h.update("".join(lines).encode())
     h.update(("out " + ",".join(name(v) for v in g.outputs)).encode())
     return h.hexdigest()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import importlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -85,11 +86,17 @@ class OpDef:
     # REDUCE, anything else a LIBRARY call of `impl` (views and custom renderers say so)
     lowering: Lowering | None = None
     # the NumPy/SciPy ufunc the tracer maps onto this op; None takes an elementwise op's
-    # `impl` when it is one (matmul's gufunc is traced by its own handler)
-    ufunc: np.ufunc | None = None
+    # `impl` when it is one (matmul's gufunc is traced by its own handler). A dotted path
+    # ("scipy.special.expit") names a ufunc of a module gradc does not import until it is
+    # needed (`resolve_ufunc`): scipy.special was 40% of `import compiler` (docs/caching.md)
+    ufunc: np.ufunc | str | None = None
     commutative: bool = False  # operands may be swapped without changing one bit (cse)
     # ops with several outputs (loops, fusion groups) type all of them: out_types(ts, **attrs)
     out_types: Callable[..., Sequence[TensorType]] | None = None
+
+    def resolve_ufunc(self) -> np.ufunc | None:
+        """The ufunc object the tracer maps onto this op (importing its module if named)."""
+        return resolve(self.ufunc) if isinstance(self.ufunc, str) else self.ufunc
 
     def prefers_library(self, dtype: np.dtype) -> bool:
         """Whether this op on `dtype` runs faster as a library call than in a loop."""
@@ -115,6 +122,12 @@ class OpDef:
 
 
 OPS: dict[str, OpDef] = {}
+
+
+def resolve(path: str) -> Any:
+    """The object a dotted path names (`scipy.special.expit`), importing its module."""
+    module, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
 
 
 def register(op: OpDef) -> OpDef:

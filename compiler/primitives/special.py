@@ -1,7 +1,9 @@
 """SciPy's special functions that losses use: expit, logit, erf, erfc, erfinv, ndtr, log_ndtr,
 gammaln, polygamma (digamma is polygamma of order 0), xlogy, xlog1py.
 
-The references are SciPy's ufuncs (wrapped, so the driver never mistakes them for NumPy's);
+The references are SciPy's ufuncs (wrapped, so the driver never mistakes them for NumPy's),
+named by path and imported on first use: `import scipy.special` costs more than the rest of
+`import compiler` (docs/caching.md), and a process whose loss uses none of these never pays it;
 the Numba templates use `math`, so these fuse into loop nests, except polygamma, which runs
 SciPy's own routine from the driver. logsumexp, softmax and log_softmax are compositions of
 existing primitives (compiler/trace/scipy_api.py), not records.
@@ -10,9 +12,9 @@ existing primitives (compiler/trace/scipy_api.py), not records.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
-import scipy.special as sp
 
 from compiler.ir.types import TensorType
 from compiler.primitives.elementwise import elementwise_op, float_unary
@@ -70,26 +72,35 @@ def binary_samples(lo: float, hi: float, lo2: float, hi2: float):
     return gen
 
 
-def _ref(ufunc):
-    """SciPy's ufunc as a plain function, keeping the input's float dtype."""
+def _sp():
+    """scipy.special, imported on first use (the module doc)."""
+    sp = sys.modules.get("scipy.special")
+    if sp is None:
+        import scipy.special as sp
+    return sp
+
+
+def _ref(name):
+    """SciPy's ufunc `name` as a plain function, keeping the input's float dtype."""
 
     def impl(*xs, **attrs):
         with np.errstate(all="ignore"):
-            out = np.asarray(ufunc(*xs))
+            out = np.asarray(getattr(_sp(), name)(*xs))
         return out.astype(np.result_type(*xs), copy=False)
 
-    impl.__name__ = ufunc.__name__
+    impl.__name__ = name
     return impl
 
 
-def _unary(name, ufunc, deriv, tmpl, samples, doc, cost=Cost.TRANSCENDENTAL):
-    """Register SciPy's `ufunc` as an elementwise op whose derivative is `deriv(x, out)`."""
+def _unary(name, deriv, tmpl, samples, doc, cost=Cost.TRANSCENDENTAL):
+    """Register SciPy's ufunc `name` as an elementwise op whose derivative is
+    `deriv(x, out)`."""
     register(
         OpDef(
             name=name,
             shape_rule=float_unary(name),
-            impl=_ref(ufunc),
-            ufunc=ufunc,
+            impl=_ref(name),
+            ufunc=f"scipy.special.{name}",
             vjp=lambda ct, x, *, out, **a: (ct * deriv(x, out, **a),),
             jvp=lambda t, x, *, out, **a: t[0] * deriv(x, out, **a),
             codegen=ScalarExpr(tmpl) if tmpl.startswith("(") else tmpl,
@@ -104,7 +115,6 @@ def _unary(name, ufunc, deriv, tmpl, samples, doc, cost=Cost.TRANSCENDENTAL):
 # d expit = expit (1 - expit)
 _unary(
     "expit",
-    sp.expit,
     lambda x, out: out * (1.0 - out),
     "({T}(1) / ({T}(1) + math.exp(-{0})))",
     unary_samples(-4, 4),
@@ -113,7 +123,6 @@ _unary(
 # d logit = 1 / (x (1 - x))
 _unary(
     "logit",
-    sp.logit,
     lambda x, out: 1.0 / (x * (1.0 - x)),
     "(math.log({0} / ({T}(1) - {0})))",
     unary_samples(0.05, 0.95),
@@ -121,7 +130,6 @@ _unary(
 )
 _unary(
     "erf",
-    sp.erf,
     lambda x, out: _SQRT_2_OVER_PI * np.exp(-(x * x)),
     "(math.erf({0}))",
     unary_samples(-2, 2),
@@ -129,7 +137,6 @@ _unary(
 )
 _unary(
     "erfc",
-    sp.erfc,
     lambda x, out: -_SQRT_2_OVER_PI * np.exp(-(x * x)),
     "(math.erfc({0}))",
     unary_samples(-2, 2),
@@ -138,7 +145,6 @@ _unary(
 # erf(erfinv(y)) = y, so d erfinv = sqrt(pi)/2 exp(erfinv^2)
 _unary(
     "erfinv",
-    sp.erfinv,
     lambda x, out: (1.0 / _SQRT_2_OVER_PI) * np.exp(out * out),
     "erfinv",
     unary_samples(-0.9, 0.9),
@@ -146,7 +152,6 @@ _unary(
 )
 _unary(
     "ndtr",
-    sp.ndtr,
     lambda x, out: _INV_SQRT_2PI * np.exp(-0.5 * (x * x)),
     "({T}(0.5) * math.erfc(-{0} * {T}(0.7071067811865476)))",
     unary_samples(-3, 3),
@@ -155,7 +160,6 @@ _unary(
 # d log ndtr = phi(x) / ndtr(x) = exp(-x^2/2 - log_ndtr(x)) / sqrt(2 pi): no 0/0 in the tail
 _unary(
     "log_ndtr",
-    sp.log_ndtr,
     lambda x, out: _INV_SQRT_2PI * np.exp(-0.5 * (x * x) - out),
     "log_ndtr",
     unary_samples(-5, 3),
@@ -163,7 +167,6 @@ _unary(
 )
 _unary(
     "gammaln",
-    sp.gammaln,
     lambda x, out: bind("polygamma", x, n=0),
     "(math.lgamma({0}))",
     unary_samples(0.5, 4),
@@ -173,7 +176,7 @@ _unary(
 
 def _polygamma_impl(x, *, n):
     with np.errstate(all="ignore"):
-        return np.asarray(sp.polygamma(n, x)).astype(np.asarray(x).dtype, copy=False)
+        return np.asarray(_sp().polygamma(n, x)).astype(np.asarray(x).dtype, copy=False)
 
 
 register(
@@ -237,21 +240,21 @@ def register_binary(
 # xlogy(x, y) = x log y (0 where x = 0): d/dx = log y, d/dy = x / y
 register_binary(
     "xlogy",
-    _ref(sp.xlogy),
+    _ref("xlogy"),
     lambda x, y, out: np.log(y),
     lambda x, y, out: x / y,
     "({T}(0) if {0} == {T}(0) and {1} == {1} else {0} * math.log({1}))",
     binary_samples(-2, 2, 0.3, 2.5),
     "ct * log(y), ct * x / y",
-    ufunc=sp.xlogy,
+    ufunc="scipy.special.xlogy",
 )
 register_binary(
     "xlog1py",
-    _ref(sp.xlog1py),
+    _ref("xlog1py"),
     lambda x, y, out: np.log1p(y),
     lambda x, y, out: x / (1.0 + y),
     "({T}(0) if {0} == {T}(0) and {1} == {1} else {0} * math.log1p({1}))",
     binary_samples(-2, 2, -0.5, 2.0),
     "ct * log1p(y), ct * x / (1 + y)",
-    ufunc=sp.xlog1py,
+    ufunc="scipy.special.xlog1py",
 )

@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
-import scipy.special as sp
 
 from compiler.primitives import OPS
 from compiler.trace import indexing, layout, ops
 from compiler.trace.tracer import TraceContext, Tracer, TracerError, user_location
 
-# The ufuncs the tracer maps onto ops, read from the records (`OpDef.ufunc`).
-UFUNCS: dict[np.ufunc, str] = {d.ufunc: name for name, d in OPS.items() if d.ufunc is not None}
+# The ufuncs the tracer maps onto ops, read from the records (`OpDef.ufunc`). A record that
+# names its ufunc by path (SciPy's) joins once its module is imported: user code can only
+# hold that ufunc after importing it, and gradc does not import SciPy for it (`ufunc_op`).
+UFUNCS: dict[np.ufunc, str] = {
+    d.ufunc: name for name, d in OPS.items() if d.ufunc is not None and not isinstance(d.ufunc, str)
+}
+_BY_PATH: dict[str, str] = {d.ufunc: name for name, d in OPS.items() if isinstance(d.ufunc, str)}
+
+
+def ufunc_op(ufunc: np.ufunc) -> str | None:
+    """The op the tracer maps `ufunc` onto, or None."""
+    name = UFUNCS.get(ufunc)
+    if name is None and _BY_PATH:
+        for path, op in list(_BY_PATH.items()):
+            module, _, attr = path.rpartition(".")
+            if module in sys.modules:
+                UFUNCS[getattr(sys.modules[module], attr)] = op
+                _BY_PATH.pop(path, None)  # another thread may have joined it first
+        name = UFUNCS.get(ufunc)
+    return name
+
+
+def traced_ufuncs() -> dict[np.ufunc, str]:
+    """Every ufunc the tracer maps onto an op (importing the modules records name)."""
+    return {d.resolve_ufunc(): name for name, d in OPS.items() if d.ufunc is not None}
+
+
+def _scipy_special(ufunc: np.ufunc, name: str) -> bool:
+    """Whether `ufunc` is scipy.special's `name` (False while SciPy's is not imported)."""
+    sp = sys.modules.get("scipy.special")
+    return sp is not None and getattr(sp, name, None) is ufunc
 
 
 def ufunc_name(ufunc: np.ufunc) -> str:
     """How the user spells a ufunc: `np.exp`, `scipy.special.expit`."""
-    if (
-        getattr(sp, ufunc.__name__, None) is ufunc
-        and getattr(np, ufunc.__name__, None) is not ufunc
-    ):
+    if _scipy_special(ufunc, ufunc.__name__) and getattr(np, ufunc.__name__, None) is not ufunc:
         return f"scipy.special.{ufunc.__name__}"
     return f"np.{ufunc.__name__}"
 
@@ -65,11 +91,13 @@ def apply_ufunc(ufunc: np.ufunc, *args: Any) -> Tracer:
         x = ops.cast_to(x, ops.result_dtype(ufunc, args))
         factor = np.pi / 180.0 if ufunc in (np.deg2rad, np.radians) else 180.0 / np.pi
         return ops.elementwise("multiply", np.multiply, x, factor)
-    if ufunc is sp.digamma:  # digamma is polygamma of order 0 (one record for the family)
+    if _scipy_special(
+        ufunc, "digamma"
+    ):  # digamma is polygamma of order 0 (one record for the family)
         x = ops.context_of(*args).lift(args[0])
         x = ops.cast_to(x, ops.result_dtype(ufunc, args))
         return ops.emit(x._ctx, "polygamma", [x], n=0)
-    name = UFUNCS.get(ufunc)
+    name = ufunc_op(ufunc)
     if name is None:
         raise unsupported(ufunc_name(ufunc))
     if name == "power" and not isinstance(args[1], Tracer) and np.ndim(args[1]) == 0:

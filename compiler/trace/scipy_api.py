@@ -2,9 +2,11 @@
 `scipy.special.logsumexp`, `softmax`, `log_softmax`.
 
 SciPy's own versions call `np.asarray` on their input, which a tracer cannot survive, so the
-traced namespace (`namespace.View`) swaps them for these. Each is written with the same
-max-shift SciPy uses, so values match SciPy's to rounding and nothing overflows; gradients
-follow from the primitives (the shift cancels exactly in the derivative).
+traced namespace (`namespace.View`) swaps them for these, once user code has imported
+scipy.special (gradc itself does not: its import costs more than the rest of gradc's). Each
+is written with the same max-shift SciPy uses, so values match SciPy's to rounding and
+nothing overflows; gradients follow from the primitives (the shift cancels exactly in the
+derivative).
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.special as sp
 
 from compiler.trace import creation
-from compiler.trace.namespace import override
+from compiler.trace.namespace import override, override_module
 from compiler.trace.tracer import user_location
 
 
@@ -36,7 +37,7 @@ def _shift(a: Any, axis: Any) -> Any:
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """scipy.special.logsumexp on traced values: m + log(sum(b * exp(a - m)))."""
     if not _traced(a, b):
-        return sp.logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign)
+        return _sp().logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign)
     if return_sign:
         raise NotImplementedError(
             f"scipy.special.logsumexp(return_sign=True) is not supported by gradc (at "
@@ -59,7 +60,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
 def softmax(x, axis=None):
     """scipy.special.softmax on traced values."""
     if not _traced(x):
-        return sp.softmax(x, axis=axis)
+        return _sp().softmax(x, axis=axis)
     x = _as_array(x)
     e = np.exp(x - _shift(x, axis))
     return e / np.sum(e, axis=axis, keepdims=True)
@@ -68,14 +69,26 @@ def softmax(x, axis=None):
 def log_softmax(x, axis=None):
     """scipy.special.log_softmax on traced values."""
     if not _traced(x):
-        return sp.log_softmax(x, axis=axis)
+        return _sp().log_softmax(x, axis=axis)
     x = _as_array(x)
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
-for _orig, _traced_fn in [
-    (sp.logsumexp, logsumexp),
-    (sp.softmax, softmax),
-    (sp.log_softmax, log_softmax),
-]:
-    override(_orig, _traced_fn)
+def _sp() -> Any:
+    # an untraced call: user code that passed SciPy's function here has imported it
+    import scipy.special
+
+    return scipy.special
+
+
+def _override_scipy_special(sp: Any) -> None:
+    """Route user code's scipy.special compositions on tracers to the traced versions."""
+    for orig, traced_fn in [
+        (sp.logsumexp, logsumexp),
+        (sp.softmax, softmax),
+        (sp.log_softmax, log_softmax),
+    ]:
+        override(orig, traced_fn)
+
+
+override_module("scipy.special", _override_scipy_special)

@@ -1192,6 +1192,8 @@ INTERNAL = {
     "groups again with chunks",
     ("runtime/artifacts.py", "key must be 64 hex digits"): "invariant: keys are the stage "
     "cache's sha256 digests (tests/runtime/test_artifacts.py)",
+    ("runtime/artifacts.py", "kind must be one of"): "invariant: the two callers pass "
+    "'stage' or 'render' (tests/runtime/test_artifacts.py)",
     (
         "compiler/ir/verify.py",
         'raise VerifyError(f"node {i} ({n.op}): {exc}")',

@@ -14,8 +14,10 @@ from compiler import value_and_grad
 from compiler.interpret import run_graph
 from compiler.ir.digest import exact_digest
 from compiler.pipeline import Options, Signature, Transform, compile
+from compiler.plan import format_plan
 from compiler.primitives import OPS
 from compiler.stage_cache import stage_key
+from compiler.stages import CachedStages
 from runtime.artifacts import (
     artifact_dir,
     artifact_stats,
@@ -66,6 +68,8 @@ def test_a_damaged_or_foreign_entry_is_a_miss(cache_root):
         assert load_artifact(KEY) is None
     with pytest.raises(ValueError, match="64 hex"):
         load_artifact("../../etc")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        load_artifact(KEY, kind="../x")
 
 
 def test_an_unwritable_folder_stores_nothing_and_warns_nothing(tmp_path, monkeypatch):
@@ -85,6 +89,12 @@ def test_a_second_compile_loads_the_stages_and_computes_the_same(cache_root):
     assert artifact_stats()["stored"] == 1 and artifact_stats()["hits"] == 1
     a, b = first.stages.lowered[0].graph, second.stages.lowered[0].graph
     assert a is not b and str(a) == str(b)
+    # the stages a call never reads unpickle on first read, and are the same stages
+    assert isinstance(second.stages, CachedStages) and "grad" not in vars(second.stages)
+    assert str(second.stages.grad) == str(first.stages.grad)
+    assert str(second.stages.passes) == str(first.stages.passes)
+    assert format_plan(second.stages.plan) == format_plan(first.stages.plan)
+    assert second.stages.traced is not None and second.stages == dataclasses.replace(second.stages)
     args = list(_args())
     for x, y in zip(run_graph(a, args), run_graph(b, args)):
         np.testing.assert_array_equal(x, y)

@@ -36,7 +36,7 @@ s = compile_stats()
 print(json.dumps({
     "value": float(v), "gw": g[0].tolist()[:50], "gx": g[1].tolist()[:50],
     "compiled": s.compiled, "hits": s.cache_hits, "kernels": s.kernels,
-    "stages": artifact_stats(),
+    "stages": artifact_stats(), "render": artifact_stats("render"),
 }))
 """
 
@@ -78,6 +78,10 @@ def test_a_second_process_with_a_warm_cache_compiles_nothing(tmp_path):
     assert warm["compiled"] == 0, warm
     assert warm["hits"] == cold["compiled"]  # every kernel loaded from Numba's cache
     assert warm["stages"] == {"hits": 1, "misses": 0, "stored": 0, "damaged": 0}
+    # and renders no module: each one codegen rendered cold comes from the render cache
+    assert cold["render"]["stored"] >= 1
+    hits = cold["render"]["stored"]
+    assert warm["render"] == {"hits": hits, "misses": 0, "stored": 0, "damaged": 0}
     # the same answer, and the right one
     assert warm["value"] == cold["value"] and warm["gw"] == cold["gw"]
     rng = np.random.default_rng(0)
