@@ -40,38 +40,29 @@ def grad_assembler(
     box = np.dtype(value_dtype).type if value_dtype is not None else None
     convs = [_converter(k) for k in grad_kinds]
     all_float = all(k == "float" for k in grad_kinds)
+    all_array = all(k not in ("float", "generic") for k in grad_kinds)
     value_leaf = out_tree.is_leaf() and n_out == 1
+    # per differentiated argument, how its gradient is rebuilt from its leaves: a leaf, a
+    # flat tuple (`params = (w, b)`) and a dict of leaves (`params = {"W": ..., "b": ...}`,
+    # in the argument's key order) without optree; anything else with its treedef
+    rebuild = [_rebuilder(t) for t in grad_trees]
     sizes = [t.num_leaves for t in grad_trees]
-    leafy = [t.is_leaf() for t in grad_trees]
-    # a flat tuple of leaves (`params = (w, b)`) is rebuilt without optree
-    flat_tuple = [
-        t.kind == optree.PyTreeKind.TUPLE and t.num_nodes == t.num_leaves + 1 for t in grad_trees
-    ]
-    trees = list(grad_trees)
-
-    all_leaves = all(leafy)
-
-    one_flat_tuple = single and flat_tuple[0]
+    one = single and len(rebuild) == 1
 
     def grads_of(gl: list) -> Any:
-        if all_leaves:
-            return gl[0] if single else tuple(gl)
-        if one_flat_tuple:
-            return tuple(gl)
+        if one:
+            return rebuild[0](gl)
         out, pos = [], 0
-        for t, n, leaf, ft in zip(trees, sizes, leafy, flat_tuple):
-            if leaf:
-                out.append(gl[pos])
-            elif ft:
-                out.append(tuple(gl[pos : pos + n]))
-            else:
-                out.append(optree.tree_unflatten(t, gl[pos : pos + n]))
+        for rb, n in zip(rebuild, sizes):
+            out.append(rb(gl[pos : pos + n]))
             pos += n
         return out[0] if single else tuple(out)
 
     def assemble(outs: Sequence[Any]) -> Any:
         if all_float:
             gl = [float(g) for g in outs[n_out:]]
+        elif all_array:
+            gl = outs[n_out:]
         else:
             gl = [c(g) for c, g in zip(convs, outs[n_out:])]
         grads = grads_of(gl)
@@ -82,3 +73,17 @@ def grad_assembler(
         return (optree.tree_unflatten(out_tree, [_scalar(o) for o in outs[:n_out]]), grads)
 
     return assemble
+
+
+def _rebuilder(tree: Any) -> Callable[[Sequence[Any]], Any]:
+    """`leaves -> the pytree `tree` describes`, for one differentiated argument."""
+    if tree.is_leaf():
+        return lambda gl: gl[0]
+    if tree.num_nodes == tree.num_leaves + 1:  # one container of leaves
+        if tree.kind == optree.PyTreeKind.TUPLE:
+            return tuple
+        if tree.kind == optree.PyTreeKind.DICT:
+            # unflatten restores the insertion order of the dict that made the treedef
+            order = list(optree.tree_unflatten(tree, range(tree.num_leaves)).items())
+            return lambda gl: {k: gl[i] for k, i in order}
+    return lambda gl: optree.tree_unflatten(tree, gl)

@@ -83,10 +83,15 @@ def flatten_args(args: tuple) -> tuple[list[Any], PyTreeDef]:
 
 
 # (type, len) per argument -> treedef, for arguments that are leaves or flat tuples/lists of
-# leaves (`f(params)` with `params = (w, b)`): skips optree's ~1 us flatten.
+# leaves (`f(params)` with `params = (w, b)`), or dicts of leaves with str keys (`f(params, x)`
+# with `params = {"W": ..., "b": ...}`): skips optree's ~1 us flatten and the hashing of a
+# PyTreeSpec in every signature key.
 _NESTED_DEFS: dict[tuple, PyTreeDef] = {}
 # id of such a treedef -> its (cheaply hashed) structure tuple, used as the signature head
 NESTED_HEADS: dict[int, tuple] = {}
+# a dict's keys in insertion order -> the same keys sorted (optree's leaf order for str keys),
+# or None when some key is not a str (then optree flattens)
+_DICT_ORDERS: dict[tuple, tuple | None] = {}
 
 
 def _flatten_nested(args: tuple) -> tuple[list[Any], PyTreeDef]:
@@ -100,6 +105,15 @@ def _flatten_nested(args: tuple) -> tuple[list[Any], PyTreeDef]:
         elif (t is tuple or t is list) and all(type(x) in _FAST_LEAF_TYPES for x in a):
             shape.append((t, len(a)))
             leaves.extend(a)
+        elif t is dict and (order := _dict_order(a)) is not None:
+            # keyed by the sorted keys: dicts that differ only in insertion order share a
+            # signature, as their optree treedefs compare equal
+            for k in order:
+                x = a[k]
+                if type(x) not in _FAST_LEAF_TYPES:
+                    return optree.tree_flatten(args, none_is_leaf=False)
+                leaves.append(x)
+            shape.append((dict, order))
         else:
             return optree.tree_flatten(args, none_is_leaf=False)
     key = tuple(shape)
@@ -109,6 +123,16 @@ def _flatten_nested(args: tuple) -> tuple[list[Any], PyTreeDef]:
         _NESTED_DEFS[key] = treedef
         NESTED_HEADS[id(treedef)] = ("nested", key)
     return leaves, treedef
+
+
+def _dict_order(d: dict) -> tuple | None:
+    keys = tuple(d)
+    order = _DICT_ORDERS.get(keys, False)
+    if order is False:
+        order = tuple(sorted(keys)) if all(type(k) is str for k in keys) else None
+        if len(_DICT_ORDERS) < 4096:  # bounded: keys are usually a program's few param sets
+            _DICT_ORDERS[keys] = order
+    return order
 
 
 def leaf_path(treedef: PyTreeDef, index: int, root: str = "") -> str:

@@ -21,6 +21,10 @@ from compiler.trace import ops
 from compiler.trace.tracer import TraceContext, Tracer, TracerError, user_location
 
 _local = threading.local()
+# Traces active on all threads together, read without a lock by the API's scalar call path:
+# zero means no thread is tracing, so the thread-local stack need not be looked at.
+TRACES_ACTIVE = [0]
+_count_lock = threading.Lock()
 
 
 def active_contexts() -> list[TraceContext]:
@@ -39,11 +43,15 @@ def tracing(ctx: TraceContext) -> Iterator[TraceContext]:
     """Make ctx the innermost active trace on this thread (creation calls and `bind`)."""
     stack = active_contexts()
     stack.append(ctx)
+    with _count_lock:
+        TRACES_ACTIVE[0] += 1
     try:
         with active_trace(ctx.bind_hook):
             yield ctx
     finally:
         stack.pop()
+        with _count_lock:
+            TRACES_ACTIVE[0] -= 1
 
 
 def _fill(name: str, value: Any):

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.pytree import flat_treedef, flatten, flatten_args, leaf_path, unflatten
+from runtime.signature import signature_key
 
 
 def _same(a: object, b: object) -> bool:
@@ -100,3 +101,22 @@ def test_flatten_roundtrips_random_trees(tree):
     if isinstance(tree, tuple):
         args_leaves, args_treedef = flatten_args(tree)
         assert args_treedef == treedef and len(args_leaves) == len(leaves)
+
+
+def test_flatten_args_dicts_of_leaves_match_optree_and_share_a_head():
+    a, b = np.ones(2), np.zeros(3)
+    for args in [
+        ({"w": a, "b": b}, 1.0),
+        ({"b": b, "w": a}, 1.0),
+        ({"w": a, 1: b},),
+        ({"w": [a]},),
+    ]:
+        leaves, treedef = flatten_args(args)
+        ref_leaves, ref_treedef = optree.tree_flatten(args, none_is_leaf=False)
+        assert len(leaves) == len(ref_leaves) and all(x is y for x, y in zip(leaves, ref_leaves))
+        assert treedef == ref_treedef
+    # insertion order is not structure: both orders make one signature, as their treedefs do
+    k1 = signature_key(*flatten_args(({"w": a, "b": b}, 1.0)))
+    k2 = signature_key(*flatten_args(({"b": b, "w": a}, 1.0)))
+    assert k1 == k2 and hash(k1) == hash(k2)
+    assert k1 != signature_key(*flatten_args(({"w": a, "c": b}, 1.0)))
