@@ -44,6 +44,7 @@ from compiler.plan.buffers import Buffers
 from compiler.primitives import CONST_OPS, Lowering
 from compiler.primitives.registry import ops_lowered
 from runtime.background import Job, submit
+from runtime.cache import import_numba
 from runtime.tier import sample_of
 
 # Work per call that one Python-driver op's overhead (OP_S) is weighed against. Measured on
@@ -376,6 +377,7 @@ class _Tiers:
         if not self.now:
             self._submit(args)
             return self.first(*args)
+        import_numba()  # the compile thread may be importing it right now
         from numba.core.errors import NumbaError
 
         try:
