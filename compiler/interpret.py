@@ -20,7 +20,7 @@ def run_node(n: Node, args: Sequence[np.ndarray]) -> list[np.ndarray]:
     if n.op in ("fused", "custom"):  # a sub-graph: a fusion group or a custom-rule call
         return run_graph(n.attrs["body"], args)
     attrs = n.attrs
-    if OPS[n.op].kind is Kind.LOOP:  # one array per output, typed by the node's rule
+    if OPS[n.op].kind in (Kind.LOOP, Kind.FUSED):  # one array per output (loops, rowfused)
         return OPS[n.op].impl(*args, **attrs)
     with np.errstate(all="ignore"):
         out = OPS[n.op].impl(*args, **attrs)

@@ -1,7 +1,8 @@
 """The compile pipeline: one explicit list of named passes from a traced graph to kernels.
 
     traced --autodiff--> grad --simplify, fold, batch, cse, dce--> passes --plan--> plan
-        --route, fuse, pushdown, schedule, buffers--> (graph, buffer plan) --codegen--> kernel
+        --route, fuse, pushdown, rowfuse, schedule, buffers--> (graph, buffer plan)
+        --codegen--> kernel
 
 `PIPELINE` (compiler.passes.manager) names every pass in order. Each is a pure function of its
 input; each can be printed (`gradc ir --print-after NAME`, through the `keep` hook) and
@@ -47,7 +48,7 @@ from runtime.tier import TieredStage, sample_of, zeros_sample
 log = logging.getLogger("gradc")
 
 BACKENDS = ("numba", "interpret")
-LOWERING = ("route", "fuse", "pushdown", "schedule", "buffers")
+LOWERING = ("route", "fuse", "pushdown", "rowfuse", "schedule", "buffers")
 # when a numba-backend stage gets its compiled code (docs/tiers.md): "background" answers on
 # the NumPy tier while a background thread compiles, "eager" compiles before the first call
 # returns, "never" stays on the NumPy tier

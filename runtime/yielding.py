@@ -123,18 +123,19 @@ def yield_to_caller(thread_id: int, share: float) -> Pacer | None:
     """Import Numba pacing `thread_id` between modules, then register a Numba listener that
     paces it at every compiler pass boundary and compile; returns the pacer, or None (and
     Numba imported without pacing) when `share` is 1."""
-    if share >= 1.0:
-        import numba.core.registry  # noqa: F401  (the target's registries: most of the objects)
+    from runtime.cache import import_numba
 
+    if share >= 1.0:
+        import_numba()
         return None
     pacer = Pacer(thread_id, share)
     finder = _PacedImports(pacer)
     sys.meta_path.insert(0, finder)
     try:
-        import numba.core.registry  # noqa: F401
-        from numba.core import event
+        import_numba()
     finally:
         sys.meta_path.remove(finder)
+    from numba.core import event
 
     class _PassYield(event.Listener):
         def on_start(self, ev: event.Event) -> None:

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from compiler.codegen import rowloop
 from compiler.codegen.loops import REDUCE_OPS, fits_loop, is_elementwise, loop_kernel
 from compiler.codegen.lowering import LOWER
 from compiler.codegen.numpy_calls import REDUCE_FN, is_ufunc, loop_as_numpy_calls
@@ -274,6 +275,8 @@ class PyDriver:
                 self.loop(n, body)
             else:
                 self.fallback(n)
+        elif op == "rowfused":
+            rowloop.render(self, n)
         elif op in _KERNEL_LOWERED and self.tier == "numpy":
             self.fallback(n)
         elif op in LOWER:
@@ -318,8 +321,14 @@ class PyDriver:
     def loop_args(self, n: Node) -> tuple[list[str], list[tuple[int, ...] | None]]:
         """What loop node `n` passes for each body input, and the static shape of each (None
         for a scalar fill); a lazy broadcast passes its source."""
+        return self.loop_args_of(n.inputs)
+
+    def loop_args_of(
+        self, values: Sequence[Value]
+    ) -> tuple[list[str], list[tuple[int, ...] | None]]:
+        """`loop_args` for these operands."""
         args, shapes = [], []
-        for v in n.inputs:
+        for v in values:
             d = self.vals[v]
             if isinstance(d, Bcast):
                 args.append(self.mat(d.src))

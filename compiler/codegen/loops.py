@@ -379,3 +379,18 @@ def loop_kernel(body: Graph, arg_shapes: Sequence[tuple[int, ...] | None]) -> Lo
     a scalar is passed.
     """
     return _Gen(body, arg_shapes).run()
+
+
+def init_text(n: Node) -> str:
+    """The accumulator's initial value for reduction `n` (float64 for a wide sum)."""
+    return _Gen._init(n)
+
+
+def combine_text(op: str, acc: str, v: str) -> str:
+    """`acc` combined with `v` for reduction `op` (NaN-sticky for max and min)."""
+    return _Gen._combine(op, acc, v)
+
+
+def wide_sum(n: Node) -> bool:
+    """Whether reduction `n` accumulates in float64 (a float32 or float16 sum)."""
+    return _wide(n)

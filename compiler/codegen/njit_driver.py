@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.codegen import rowloop
 from compiler.codegen.driver import PyDriver, single_body
 from compiler.codegen.loops import REDUCE_OPS, fits_loop, is_elementwise
 from compiler.codegen.lowering import LOWER
@@ -43,6 +44,7 @@ from compiler.plan.buffers import Buffers
 from compiler.primitives import CONST_OPS, Lowering
 from compiler.primitives.registry import ops_lowered
 from runtime.background import Job, submit
+from runtime.cache import import_numba
 from runtime.tier import sample_of
 
 # Work per call that one Python-driver op's overhead (OP_S) is weighed against. Measured on
@@ -73,6 +75,10 @@ def _work_s(n: Node) -> float:
         a, b = n.inputs
         k = a.shape[-1] if a.ndim else 1
         return FMA_S * n.out.type.size * k
+    if n.op == "rowfused":  # two products over X and the body once per row
+        body = n.attrs["body"]
+        ops = sum(m.op not in _FREE for m in body.nodes)
+        return FMA_S * 2 * n.inputs[0].type.size + ELEM_OP_S * ops * n.inputs[0].shape[0]
     if n.op == "fused":
         body = n.attrs["body"]
         ops = sum(m.op not in _FREE for m in body.nodes)
@@ -107,7 +113,9 @@ def njit_rule(graph: Graph) -> bool:
     for n in graph.nodes:
         if n.op in _VIEW_OPS or n.op == "matmul":  # views cost nothing; BLAS runs either way
             continue
-        if any(v.type.size >= PARALLEL_MIN_LIBM for v in (*n.inputs, *n.outputs)):
+        # a rowfused node's matrix is read like a matmul operand; its loop is over the rows
+        ins = n.inputs[2:] if n.op == "rowfused" else n.inputs
+        if any(v.type.size >= PARALLEL_MIN_LIBM for v in (*ins, *n.outputs)):
             return False
     return ops * OP_S >= sum(_work_s(n) for n in graph.nodes)
 
@@ -183,6 +191,8 @@ class NjitDriver(PyDriver):
                 raise NotNjit(f"{op}: not one loop nest")
             k, _a, _s, _p, _o, call = self.loop_call(n, body)
             self.src.line(f"{k.name}({', '.join(call)})")
+        elif op == "rowfused":
+            rowloop.render(self, n)
         elif op == "matmul":
             self.matmul(n)
         elif op in ("reshape", "transpose"):
@@ -328,7 +338,10 @@ def switch_after(graph: Graph) -> int:
     if _eager_env():
         return 0
     ops = driver_ops(graph)
-    loops = sum(n.op == "fused" or n.op in REDUCE_OPS or is_elementwise(n.op) for n in graph.nodes)
+    loops = sum(
+        n.op in ("fused", "rowfused") or n.op in REDUCE_OPS or is_elementwise(n.op)
+        for n in graph.nodes
+    )
     return int((COMPILE_S * loops + BODY_COMPILE_S * ops) / (OP_S * max(ops, 1)))
 
 
@@ -364,6 +377,7 @@ class _Tiers:
         if not self.now:
             self._submit(args)
             return self.first(*args)
+        import_numba()  # the compile thread may be importing it right now
         from numba.core.errors import NumbaError
 
         try:

@@ -1,4 +1,5 @@
-"""The lowering passes of the pipeline (`route`, `fuse`, `pushdown`, `schedule`, `buffers`):
+"""The lowering passes of the pipeline (`route`, `fuse`, `pushdown`, `rowfuse`, `schedule`,
+`buffers`):
 one graph in, the graph and buffer plan `compile_graph` renders out.
 
 `compiler.pipeline` runs them on every compiled stage (printing and disabling them by name);
@@ -16,6 +17,7 @@ from compiler.codegen.compile import uses_arena
 from compiler.codegen.loops import fits_loop
 from compiler.codegen.pushdown import push_down
 from compiler.codegen.routing import Routing, current_routing
+from compiler.codegen.rowfuse import row_fuse
 from compiler.codegen.schedule import sink
 from compiler.ir.graph import Graph
 from compiler.passes.fuse import fuse, inline_fused
@@ -56,14 +58,15 @@ def lower_passes(
     keep: Keep | None = None,
     routing: Routing | None = None,
 ) -> Lowered:
-    """route, fuse, pushdown, schedule, buffers: the graph and plan codegen renders.
-    `routing`: the route pass's decisions (default: `current_routing()`)."""
+    """route, fuse, pushdown, rowfuse, schedule, buffers: the graph and plan codegen
+    renders. `routing`: the route pass's decisions (default: `current_routing()`)."""
     arena = uses_arena(graph)
     rt = current_routing() if routing is None else routing
     steps: list[tuple[str, Callable[[Graph], Graph]]] = [
         ("route", lambda g: route(g, library=arena, prefers=rt.prefers)),
         ("fuse", _fuse),
         ("pushdown", push_down),
+        ("rowfuse", row_fuse),
         ("schedule", sink),
     ]
     for step, fn in steps:

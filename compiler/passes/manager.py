@@ -46,15 +46,17 @@ DEFAULT_PASSES: tuple[str, ...] = (*ALGEBRAIC_PASSES, "fuse")
 # printed with `gradc ir --print-after NAME` and switched off with `--disable NAME`):
 # the algebraic passes; `plan` (store or recompute, checkpoint segments); `route` (which ops
 # the backend runs as library calls); `fuse` (loop nests, routed ops as barriers);
-# `pushdown` (cheap group outputs recomputed in their readers); `schedule` (node order for
-# memory); `buffers` (arena slots). Those after `dce` need the pipeline's context (the
-# backend, the memory policy), so they are not registered here.
+# `pushdown` (cheap group outputs recomputed in their readers); `rowfuse` (a matvec, the
+# loop over its rows and the transposed matvec as one pass over the matrix); `schedule`
+# (node order for memory); `buffers` (arena slots). Those after `dce` need the pipeline's
+# context (the backend, the memory policy), so they are not registered here.
 PIPELINE: tuple[str, ...] = (
     *ALGEBRAIC_PASSES,
     "plan",
     "route",
     "fuse",
     "pushdown",
+    "rowfuse",
     "schedule",
     "buffers",
 )

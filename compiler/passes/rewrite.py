@@ -73,7 +73,7 @@ class Rewriter:
         env: dict[Value, Value] = {v: self.b.add_input(v.type) for v in graph.inputs}
         for n in graph.nodes:
             inputs = tuple(env[v] for v in n.inputs)
-            if n.op == "fused" or len(n.outputs) != 1:
+            if n.op in ("fused", "rowfused") or len(n.outputs) != 1:
                 outs = copy_node(self.b, n, inputs)  # opaque: fused bodies are left alone
                 self._note(outs)
                 env.update(zip(n.outputs, outs))

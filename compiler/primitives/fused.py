@@ -48,3 +48,55 @@ register(
         grad_doc="fusion groups are formed after autodiff (`fuse` pass)",
     )
 )
+
+
+def rowfused_types(
+    ts: Sequence[TensorType], *, body: Graph, z: int, r: int, emit: tuple, gshape: tuple
+) -> list[TensorType]:
+    """`rowfused`'s outputs: the emitted body outputs, then the gradient `X.T @ r`."""
+    x, w, *rest = ts
+    n = body.inputs[z].shape[0] if body.inputs[z].ndim == 1 else -1
+    ok = (
+        x.ndim == 2
+        and x.shape[0] == n
+        and w.shape in ((x.shape[1], 1), (x.shape[1],))
+        and x.dtype == w.dtype == body.inputs[z].dtype == body.outputs[r].dtype
+        and tuple(gshape) in ((x.shape[1], 1), (x.shape[1],))
+        and body.outputs[r].shape == (n,)
+    )
+    others = [v.type for k, v in enumerate(body.inputs) if k != z]
+    if not ok or others != list(rest):
+        raise fail("rowfused", "operands do not match the body (X [n,d], w [d,1], z [n])", *ts)
+    return [body.outputs[k].type for k in emit] + [TensorType(tuple(gshape), x.dtype)]
+
+
+def run_rowfused(
+    x: np.ndarray, w: np.ndarray, *rest: np.ndarray, body: Graph, z: int, r: int, emit: tuple,
+    gshape: tuple,
+) -> list[np.ndarray]:  # fmt: skip
+    """z = X @ w, the body row by row, g = X.T @ r: what the fused loop computes."""
+    args = list(rest)
+    with np.errstate(all="ignore"):  # as the interpreter runs every op: NaN and inf flow
+        args.insert(z, (x @ w).reshape(body.inputs[z].shape))
+        outs = run_body(*args, body=body)
+        g = (x.T @ outs[r].reshape(-1, 1)).reshape(gshape)
+    return [outs[k] for k in emit] + [g]
+
+
+# `rowfuse` (codegen/rowfuse.py) makes these after `fuse`: a matrix-vector product, the
+# elementwise loop over its rows, and the transposed product of that loop's row cotangent
+# with the same matrix, as one pass over the matrix's rows (codegen/rowloop.py)
+register(
+    OpDef(
+        name="rowfused",
+        shape_rule=first(rowfused_types),
+        out_types=rowfused_types,
+        impl=run_rowfused,
+        kind=Kind.FUSED,
+        lowering=Lowering.CUSTOM,
+        codegen="rowfused",
+        cost=Cost.EXPENSIVE,
+        differentiable=False,
+        grad_doc="formed after autodiff (`rowfuse` pass)",
+    )
+)

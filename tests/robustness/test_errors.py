@@ -105,6 +105,9 @@ def _verify_cases() -> list[Case]:
     bad = Value(T((3,)))
     neg = Node("negative", (a,), {}, (out,))
     fused_body = Graph((Value(T((2,))),), (), ())
+    # a row loop over 2 rows on a matrix of 4 rows
+    xm, wm, gm, zv = Value(T((4, 3))), Value(T((3, 1))), Value(T((3, 1))), Value(T((2,)))
+    row_body = Graph((zv,), (), (zv,))
     return [
         Case(("compiler/ir/verify.py", "listed twice"), _graph([a, a], [], []),
              VerifyError, "input .* listed twice"),
@@ -128,6 +131,11 @@ def _verify_cases() -> list[Case]:
                                                                    fused_body.inputs)},
                                   (out,))], [out]),
              VerifyError, r"node 0 \(fused\): fused: body inputs do not match node inputs"),
+        Case(("compiler/primitives/fused.py", "operands do not match the body"),
+             _graph([xm, wm], [Node("rowfused", (xm, wm),
+                                    {"body": row_body, "z": 0, "r": 0, "emit": (),
+                                     "gshape": (3, 1)}, (gm,))], [gm]),
+             VerifyError, r"node 0 \(rowfused\): rowfused: operands do not match the body"),
         Case(("compiler/ir/verify.py", "redefines a value"),
              _graph([a], [neg, Node("negative", (a,), {}, (out,))], [out]),
              VerifyError, r"node 1 \(negative\) redefines a value \(not SSA\)"),

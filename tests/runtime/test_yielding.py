@@ -156,3 +156,45 @@ def test_numba_passes_and_imports_reach_the_pacer_on_its_thread_only():
         return x + 1.0
 
     assert other(1.0) == 2.0
+
+
+RACE = textwrap.dedent(
+    """
+    import threading
+    from runtime import cache, yielding
+
+    start = threading.Barrier(3)
+    errors = []
+
+    def run(fn):
+        start.wait()
+        try:
+            fn()
+        except BaseException as err:  # what a half-imported Numba raises
+            errors.append(repr(err))
+
+    jobs = [
+        lambda: yielding.yield_to_caller(threading.get_ident(), 0.5),  # the compile thread
+        cache.version_tag,  # an eager compile's first module load
+        cache.import_numba,  # the compiled small-array driver's switch
+    ]
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(errors)
+    """
+)
+
+
+def test_threads_that_import_numba_together_wait_for_each_other():
+    # Numba imported by three threads at once raised _DeadlockError/"partially initialized
+    # module" in every try before gradc's paths took one lock (runtime.cache.import_numba)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", RACE], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().splitlines()[-1] == "[]"
