@@ -47,6 +47,7 @@ import filelock
 import numpy as np
 
 from runtime.bytecode import compile_cached
+from runtime.numba_import import import_numba
 from runtime.version import VERSION
 
 __all__ = [
@@ -97,21 +98,6 @@ def cache_root() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("gradc", appauthor=False))
-
-
-_numba_import = threading.Lock()
-
-
-def import_numba() -> None:
-    """Import Numba (and its CPU target's registries), one thread at a time.
-
-    Numba's package imports itself circularly; a second thread importing it while the first
-    is half way through gets the partially initialized module ("partially initialized module
-    'numba.core.types'", seen when the background compile thread and an eager compile on the
-    caller's thread imported it together). Every gradc path that may be the first to import
-    Numba goes through here."""
-    with _numba_import:
-        import numba.core.registry  # noqa: F401
 
 
 @functools.cache

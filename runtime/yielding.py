@@ -123,7 +123,7 @@ def yield_to_caller(thread_id: int, share: float) -> Pacer | None:
     """Import Numba pacing `thread_id` between modules, then register a Numba listener that
     paces it at every compiler pass boundary and compile; returns the pacer, or None (and
     Numba imported without pacing) when `share` is 1."""
-    from runtime.cache import import_numba
+    from runtime.numba_import import import_numba
 
     if share >= 1.0:
         import_numba()

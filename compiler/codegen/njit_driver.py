@@ -44,7 +44,7 @@ from compiler.plan.buffers import Buffers
 from compiler.primitives import CONST_OPS, Lowering
 from compiler.primitives.registry import ops_lowered
 from runtime.background import Job, submit
-from runtime.cache import import_numba
+from runtime.numba_import import import_numba
 from runtime.tier import sample_of
 
 # Work per call that one Python-driver op's overhead (OP_S) is weighed against. Measured on

@@ -161,7 +161,7 @@ def test_numba_passes_and_imports_reach_the_pacer_on_its_thread_only():
 RACE = textwrap.dedent(
     """
     import threading
-    from runtime import cache, yielding
+    from runtime import cache, numba_import, yielding
 
     start = threading.Barrier(3)
     errors = []
@@ -176,7 +176,7 @@ RACE = textwrap.dedent(
     jobs = [
         lambda: yielding.yield_to_caller(threading.get_ident(), 0.5),  # the compile thread
         cache.version_tag,  # an eager compile's first module load
-        cache.import_numba,  # the compiled small-array driver's switch
+        numba_import.import_numba,  # the compiled small-array driver's switch
     ]
     threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
     for t in threads:
@@ -190,7 +190,7 @@ RACE = textwrap.dedent(
 
 def test_threads_that_import_numba_together_wait_for_each_other():
     # Numba imported by three threads at once raised _DeadlockError/"partially initialized
-    # module" in every try before gradc's paths took one lock (runtime.cache.import_numba)
+    # module" in every try before gradc's paths took one lock (runtime.numba_import)
     env = dict(os.environ, PYTHONPATH=str(REPO))
     for _ in range(2):
         out = subprocess.run(
