@@ -148,5 +148,10 @@ def yield_to_caller(thread_id: int, share: float) -> Pacer | None:
     kinds = ("numba:run_pass", "numba:compile")
     for kind in kinds:
         event.register(kind, listener)
-    pacer.close = lambda: [event.unregister(kind, listener) for kind in kinds] and None
+
+    def close() -> None:
+        for kind in kinds:
+            event.unregister(kind, listener)
+
+    pacer.close = close
     return pacer

@@ -128,18 +128,16 @@ def _version(dist: str) -> str:
         return "absent"
 
 
-@functools.cache
 def _cpu() -> tuple[str, str]:
     """The CPU's model name and a digest of its feature flags (Linux: /proc/cpuinfo)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    info = simd.cpuinfo()
+    if info is None:
         return platform.processor() or platform.machine() or "unknown", ""
-    model = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
-    flags = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.M)
-    feats = " ".join(sorted(flags.group(1).split())) if flags else ""
-    name = model.group(1).strip() if model else platform.processor() or "unknown"
-    return name, hashlib.sha256(feats.encode()).hexdigest()[:16]
+    model, flags = info
+    feats = " ".join(sorted(flags))
+    return model or platform.processor() or "unknown", hashlib.sha256(feats.encode()).hexdigest()[
+        :16
+    ]
 
 
 def key(mode: str) -> dict[str, str]:

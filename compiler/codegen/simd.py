@@ -74,18 +74,30 @@ def _variant(fn: str, isa: str, dtype: np.dtype) -> tuple[int, str]:
     return lanes, f"_ZGV{isa}N{lanes}{'v' * arity}_{fn}{'f' if f32 else ''}"
 
 
+@functools.cache
+def cpuinfo() -> tuple[str, frozenset[str]] | None:
+    """The CPU's model name and feature flags from the kernel (Linux /proc/cpuinfo), or None
+    where there is no such file."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return None
+    model = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+    flags = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.M)
+    return (model.group(1).strip() if model else ""), frozenset(
+        flags.group(1).split() if flags else ()
+    )
+
+
 def _cpu_level() -> str:
     """The best level this CPU runs: the kernel's CPU flags (Linux), else LLVM's host view."""
     # /proc/cpuinfo, not llvmlite: importing llvmlite.binding (it loads LLVM) costs 20-40 ms,
     # paid by every first call, since the route pass asks; Numba is not needed until the
     # background compile. The kernel lists a feature only where the OS enabled its register
     # state, as LLVM's check does (tests/codegen/test_simd.py compares the two).
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), None)
-    except OSError:
-        flags = None
-    feats = set(flags) if flags is not None else _llvm_features()
+    info = cpuinfo()
+    feats = set(info[1]) if info is not None and info[1] else _llvm_features()
     return _level_of(feats)
 
 
