@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -38,8 +39,21 @@ def build_id() -> str:
     key on it, so an edited checkout never reuses what its old code made)."""
     h = hashlib.sha256(f"{VERSION}|{np.__version__}|{sys.version}".encode())
     top = Path(__file__).parent.parent  # the folder holding `compiler/` and `runtime/`
-    for root in (top / "compiler", top / "runtime"):
-        for path in sorted(root.rglob("*.py")):
-            st = path.stat()
-            h.update(f"{path.relative_to(top)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    for rel in sorted(_sources(str(top), "compiler") + _sources(str(top), "runtime")):
+        st = os.stat(os.path.join(top, rel))
+        h.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def _sources(top: str, rel: str) -> list[str]:
+    # os.scandir rather than Path.rglob: a warm process computes this first (a third of the
+    # 5 ms rglob took was pathlib's own objects)
+    out = []
+    with os.scandir(os.path.join(top, rel)) as it:
+        for entry in it:
+            name = f"{rel}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                out += _sources(top, name)
+            elif entry.name.endswith(".py"):
+                out.append(name)
+    return out

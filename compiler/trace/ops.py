@@ -30,14 +30,34 @@ def _dummy(x: Any) -> Any:
     return np.ones((), dtype=np.asarray(x).dtype)
 
 
+def _stand_in_key(x: Any) -> Any:
+    """What `_dummy(x)` depends on: a weak tracer's kind, a dtype, or a Python scalar itself
+    (an int's value can overflow the other operand's dtype)."""
+    if isinstance(x, Tracer):
+        return x.dtype.kind if x.weak else x.dtype
+    if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
+        return (type(x), x)
+    return np.asarray(x).dtype
+
+
+# (ufunc, stand-in keys) -> result dtype: NumPy's answer depends on nothing else, and calling
+# the ufunc on stand-ins was a fifth of tracing an unrolled loop (one call per node)
+_RESULT_DTYPES: dict[tuple, np.dtype] = {}
+
+
 def result_dtype(ufunc: np.ufunc, operands: Sequence[Any]) -> np.dtype:
     """The dtype NumPy itself gives `ufunc(*operands)` (NEP 50 weak scalars included)."""
+    key = (ufunc, *map(_stand_in_key, operands))
+    dt = _RESULT_DTYPES.get(key)
+    if dt is not None:
+        return dt
     with np.errstate(all="ignore"):
         dt = np.asarray(ufunc(*[_dummy(x) for x in operands])).dtype
     if dt == np.float16 or dt.kind == "c":
         raise NotImplementedError(
             f"{ufunc.__name__}: dtype {dt} is not supported by gradc (use float32 or float64)"
         )
+    _RESULT_DTYPES[key] = dt
     return dt
 
 
