@@ -15,7 +15,10 @@ For each workload, two processes compile into a fresh cache (`GRADC_COMPILE=eage
   many kernels Numba compiled in that process (`compile_stats().compiled`: 0 is the target)
   and whether the pipeline's stages came from the stage cache;
 - with `--default`, also the first call in the default compile mode;
-- with `--parts`, the first call's parts (`PARTS`, and each njit function's first call).
+- with `--parts`, the first call's parts (`PARTS`, and each njit function's first call);
+- with `--baseline DIR` (another gradc checkout), instead: rounds of the floor, this
+  checkout and DIR's, one process each in turn, and the median of each one's difference to
+  its round's floor (`paired`): a before/after that a shared machine's load moves less.
 
 The cache is filled twice, waiting for background work: the routing calibration is measured
 once per host in the background, and a measured process that still lacked it would measure
@@ -148,7 +151,9 @@ def timed_parts() -> dict:
         return fn
 
     for label, module, attr in PARTS:
-        wrap(importlib.import_module(module), attr, label)
+        owner = importlib.import_module(module)
+        if hasattr(owner, attr):  # (a --baseline checkout may predate a part)
+            wrap(owner, attr, label)
     cache = importlib.import_module("runtime.cache")
     imported = cache.import_numba
 
@@ -184,11 +189,11 @@ def _run(code: str, argv: list[str], env: dict) -> dict:
 BYTECODE = [False]  # --bytecode: the children may write and read .pyc files
 
 
-def _env(cache: str, mode: str) -> dict:
+def _env(cache: str, mode: str, tree: Path = ROOT) -> dict:
     env = {**os.environ, "GRADC_CACHE_DIR": cache, "GRADC_COMPILE": mode}
     if BYTECODE[0]:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
     env["OPENBLAS_NUM_THREADS"] = "1"
     return env
 
@@ -225,6 +230,48 @@ def measure(name: str, repeat: int, default: bool, parts: bool = False) -> dict:
     return out
 
 
+def paired(names: list[str], repeat: int, baseline: Path) -> None:
+    """This checkout and `baseline` (another checkout of gradc), each with its own filled
+    cache, measured process by process in turn with Numba's floor: `repeat` rounds of the
+    floor, then this and baseline in alternating order. Each round's difference to its own
+    floor cancels most of a shared machine's drifting load; the table shows the medians of
+    those differences."""
+    print(f"paired rounds: floor, this checkout, {baseline}; {repeat} rounds per workload\n")
+    print(
+        "| workload | this - floor s | baseline - floor s | this - floor CPU s "
+        "| baseline - floor CPU s | this 1st call s | baseline 1st call s | compiled |"
+    )
+    print("|---" * 8 + "|")
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "floor_mod.py").write_text(FLOOR_MODULE)
+        fenv = {**os.environ, "NUMBA_CACHE_DIR": str(Path(d, "nbcache"))}
+        _run(FLOOR_CHILD, [d], fenv)
+        for name in names:
+            trees = {"this": ROOT, "baseline": baseline}
+            caches = {k: tempfile.mkdtemp(dir=d) for k in trees}
+            for k, tree in trees.items():
+                for _ in range(2):  # as `measure` fills
+                    _run(CHILD, [name, str(ROOT), "fill"], _env(caches[k], "eager", tree))
+            diffs: dict = {k: {"wall": [], "cpu": [], "first": []} for k in trees}
+            compiled = 0
+            for i in range(repeat):
+                fl = _run(FLOOR_CHILD, [d], fenv)
+                # the two checkouts' order alternates: each goes right after the floor half
+                # of the time (the process after another one ran measurably slower here)
+                for k, tree in sorted(trees.items(), reverse=i % 2 == 1):
+                    r = _run(CHILD, [name, str(ROOT), "-"], _env(caches[k], "eager", tree))
+                    compiled = max(compiled, r["compiled"])
+                    diffs[k]["wall"].append(r["import"] + r["first"] - fl["import"] - fl["first"])
+                    diffs[k]["cpu"].append(r["cpu"] - fl["cpu"])
+                    diffs[k]["first"].append(r["first"])
+            med = {k: {m: statistics.median(v) for m, v in d2.items()} for k, d2 in diffs.items()}
+            t, b = med["this"], med["baseline"]
+            print(
+                f"| {name} | {t['wall']:+.3f} | {b['wall']:+.3f} | {t['cpu']:+.3f} "
+                f"| {b['cpu']:+.3f} | {t['first']:.3f} | {b['first']:.3f} | {compiled} |"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="+", default=list(NAMES))
@@ -232,10 +279,14 @@ def main() -> None:
     ap.add_argument("--default", action="store_true", help="also the default compile mode")
     ap.add_argument("--bytecode", action="store_true", help="gradc's .pyc files (module doc)")
     ap.add_argument("--parts", action="store_true", help="time the first call's parts")
+    ap.add_argument("--baseline", type=Path, help="another checkout: paired rounds (paired())")
     ns = ap.parse_args()
     BYTECODE[0] = ns.bytecode
     source = not ns.bytecode and os.environ.get("PYTHONDONTWRITEBYTECODE")
     print("gradc's modules: " + ("compiled from source in each process" if source else ".pyc"))
+    if ns.baseline is not None:
+        paired(ns.only, ns.repeat, ns.baseline.resolve())
+        return
     fl = floor(ns.repeat)
     total_floor = fl["import"] + fl["first"]
     print(

@@ -30,6 +30,7 @@ from compiler.codegen.source import FASTMATH, digest
 from compiler.interpret import run_graph
 from compiler.ir.graph import Graph
 from compiler.plan.buffers import Buffers
+from runtime.preload import load_all
 from runtime.version import VERSION
 
 # Parallel kernels run on Numba's OpenMP pool. By default its idle threads spin for a while
@@ -234,6 +235,17 @@ def _share(module: Any, kind: str) -> None:
             _DRIVERS[module.__name__] = module._body
 
 
+def _preload(module: Any, kind: str) -> None:
+    # Numba's cached code for the serial kernels and a compiled driver, loaded here, not by
+    # their first calls inside the driver (runtime/preload.py: up to 0.5 s of a warm first
+    # call). Parallel twins run only on arrays over a million elements: loaded when first
+    # called, as before, since most stages never call them.
+    names = [n for n in vars(module) if n.startswith("k_")]
+    names += ["_body"] if kind in ("njit", "njit-array") else []
+    fns = [getattr(module, n) for n in names]
+    load_all([fn for fn in fns if not getattr(fn, "targetoptions", {}).get("parallel")])
+
+
 def compile_graph(
     graph: Graph,
     buffers: Buffers | None,
@@ -268,6 +280,7 @@ def _bind(gen: Generated, stage: str, eager: bool) -> CompiledStage:
     """Load `gen`'s module and bind its params: the stage's callable."""
     module = _load(gen.source)
     _share(module, gen.kind)
+    _preload(module, gen.kind)
     params = gen.params
     arena = None
     if gen.kind == "njit":
