@@ -124,6 +124,7 @@ PARTS = (
     ("module load", "runtime.cache", "load_module"),
     ("  of which import Numba", "runtime.cache", "import_numba"),
     ("  of which exec", "runtime.cache", "_exec_module"),
+    ("kernels' cached code (preload)", "compiler.codegen.compile", "_preload"),
 )
 
 

@@ -30,13 +30,17 @@ from typing import Any
 log = logging.getLogger("gradc")
 
 
+def _cached(dispatcher: Any) -> bool:
+    return getattr(getattr(dispatcher, "_cache", None), "_cache_file", None) is not None
+
+
 def load_cached(dispatcher: Any) -> int:
     """Load every overload of njit function `dispatcher` that Numba's disk cache holds for
     this process, compiling nothing; return how many were loaded."""
-    cache = getattr(dispatcher, "_cache", None)
-    index = getattr(cache, "_cache_file", None)
-    if index is None:  # no disk cache (NUMBA_DISABLE_JIT: a plain function; cache=False)
+    if not _cached(dispatcher):  # no disk cache (NUMBA_DISABLE_JIT: a plain function)
         return 0
+    cache = dispatcher._cache
+    index = cache._cache_file
     try:
         codegen = dispatcher.targetctx.codegen()
         sigs = [key[0] for key in index._load_index() if key == cache._index_key(key[0], codegen)]
@@ -54,7 +58,8 @@ def load_cached(dispatcher: Any) -> int:
 def load_all(dispatchers: Sequence[Any]) -> int:
     """`load_cached` each of `dispatchers` on a new thread (module doc), waiting for it;
     return how many overloads were loaded."""
-    if not dispatchers:
+    dispatchers = [d for d in dispatchers if _cached(d)]
+    if not dispatchers:  # (NUMBA_DISABLE_JIT: plain functions; no thread for nothing)
         return 0
     loaded = [0]
 
