@@ -16,7 +16,7 @@ import numpy as np
 import optree
 import pytest
 
-from compiler import grad, value_and_grad
+from compiler import grad, jit, value_and_grad
 from compiler.api import _Transform
 from compiler.codegen.llcall import attach
 from compiler.trace.creation import TRACES_ACTIVE
@@ -114,6 +114,44 @@ def test_native_answers_finite_calls_itself_and_misses_the_rest():
             got, want = f(*args), _Transform.__call__(f, *args)
         _same_or_close(got, want)
     assert len(misses) == len(edges)
+
+
+SHAPES = [
+    (lambda: grad(smooth, argnums=(0, 1), compile="never"), (0.3, 2.0)),
+    (lambda: grad(smooth, compile="never"), (0.3, 2.0)),
+    (lambda: jit(lambda x, y: x * y - np.tanh(x), compile="never"), (0.3, 2.0)),
+    (lambda: grad(lambda ps, s: ps[0] * ps[1] - s * ps[1], argnums=1, compile="never"),
+     ([1.5, 2.5], 0.5)),
+    (lambda: value_and_grad(lambda t, u: t[0] * u + t[1], argnums=(0, 1), compile="never"),
+     ((1.5, -2.0), 3.0)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", range(len(SHAPES)))
+def test_native_argument_and_result_shapes(case):
+    make, args = SHAPES[case]
+    f = make()
+    first, misses = _manual(f, *args)
+    got = f(*args)
+    _same_or_close(got, first)  # the general path's first answer: types and values
+    _same_or_close(got, type(f).__call__(f, *args))
+    assert misses == []
+
+
+@pytest.mark.parametrize(
+    "make, args",
+    [
+        (lambda: value_and_grad(lambda d: d["w"] * d["b"]), ({"w": 1.5, "b": -2.0},)),
+        (lambda: value_and_grad(lambda x: (x * x, x + 1.0), has_aux=True), (3.0,)),
+        (lambda: grad(lambda x, n: x**n), (2.0, 3)),
+        (lambda: jit(lambda x: (x, x > 0.0)), (2.0,)),
+    ],
+)
+def test_native_not_for_other_signatures(make, args):
+    f = make()
+    f(*args)
+    assert f._scalar is not None and "_native" not in type(f).__dict__
+    _same_or_close(f(*args), _Transform.__call__(f, *args))
 
 
 class MyFloat(float):
