@@ -123,8 +123,8 @@ def _type_slots_ok(t: type) -> bool:
 
 
 def _facts() -> Facts | None:
-    x, y = float("1.5"), float("-2.25")  # fresh objects, not constants
-    pair, single = (x, y), [y]
+    x, y = float("1.5"), float("-2.25")  # fresh objects, not constants, alive while read
+    pair, single, scalar = (x, y), [y], np.float64(x)
     probes = [
         _word(id(x) + 8) == id(float),
         ctypes.c_double.from_address(id(x) + 16).value == 1.5,
@@ -132,7 +132,7 @@ def _facts() -> Facts | None:
         (_word(id(pair) + 24), _word(id(pair) + 32)) == (id(x), id(y)),
         _word(id(single) + 8) == id(list) and _word(id(single) + 16) == 1,
         _word(_word(id(single) + 24)) == id(y),
-        ctypes.c_double.from_address(id(np.float64(x)) + 16).value == 1.5,
+        ctypes.c_double.from_address(id(scalar) + 16).value == 1.5,
         operator.is_(int("0"), 0),  # the small-int cache, which the tracing check relies on
     ]
     if not all(probes):
