@@ -27,7 +27,6 @@ import functools
 import logging
 import math
 import operator
-import os
 import sys
 import sysconfig
 import threading
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from runtime.background import Job, submit
+from runtime.env import switch
 
 log = logging.getLogger("gradc")
 
@@ -67,8 +67,8 @@ class Facts:
 
 
 def enabled() -> bool:
-    """False when GRADC_NATIVE_CALL=0."""
-    return os.environ.get(ENV_VAR, "1").strip() not in ("0", "off", "false")
+    """False when GRADC_NATIVE_CALL is off (runtime/env.py's spellings); on by default."""
+    return switch(ENV_VAR, True)
 
 
 @functools.cache
