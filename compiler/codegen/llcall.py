@@ -34,12 +34,10 @@ def attach(
 ) -> bool:
     """Schedule the native call for `type(owner)`, whose `__call__` is `py_call` (the Python
     scalar call of this signature, made for `owner` alone): a background job, or now when
-    `compile` is "eager". False when the signature or graph is outside what it covers, the
-    process's layout facts do not hold, `compile` is "never" or GRADC_NATIVE_CALL=0."""
+    `compile` is "eager". False when the signature is outside what it covers, `compile` is
+    "never" or GRADC_NATIVE_CALL=0; the build itself installs nothing where the graph has an
+    op without a native form or the process's layout facts do not hold."""
     if compile == "never" or not enabled():
-        return False
-    f = facts()
-    if f is None:
         return False
     mode = owner.mode
     name = f"{mode}({getattr(owner.fun, '__name__', 'function')})"
@@ -55,7 +53,8 @@ def attach(
         # imported here, off the caller's first call: llvmlite.ir costs ~8 ms to import
         from compiler.codegen.llscalar import NAME, emit, lowerable
 
-        if not lowerable(graph):
+        f = facts()  # probed once per process, here rather than on the caller's first call
+        if f is None or not lowerable(graph):
             return None
         text = emit(graph, params, result, f, id(miss), id(tracing))
         return compile_ir(text, NAME, (miss, tracing, py_call))
