@@ -59,8 +59,10 @@ def _read(name: str, shape: tuple[int, ...] | None, n: int) -> tuple[str, bool]:
     A per-row operand is read through its block's slice (`{name}b = {name}[i0:i0 + m]`,
     opened per block): indexed by the body loop's own `range(m)` counter, the load is
     provably non-negative and contiguous, so LLVM vectorises it as a plain vector load.
-    `{name}[i0 + i]` made Numba's negative-index wraparound opaque to it: every per-row
-    operand became a gather (measured on logreg 10000 x 50: the body 51 -> 28 us)."""
+    With `{name}[i0 + i]` Numba's negative-index wraparound hid that from LLVM and every
+    per-row operand became a gather. On logreg (10000 x 50) the two measure the same within
+    noise in interleaved runs (docs/performance.md): the loop is bound by its libmvec
+    calls; the slice is the simpler code."""
     if shape is None:
         return name, False  # a scalar argument (a lazy fill)
     if shape == ():
