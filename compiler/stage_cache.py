@@ -66,6 +66,7 @@ _ENV_IGNORED = frozenset(
         "GRADC_COMPILE_IN",
         "GRADC_COMPILE_SHARE",
         "GRADC_GC_FREEZE",
+        "GRADC_NATIVE_CALL",
     }
 )
 
