@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -37,9 +38,26 @@ def build_id() -> str:
     versions and every gradc source file's stat (the stage cache and the routing calibration
     key on it, so an edited checkout never reuses what its old code made)."""
     h = hashlib.sha256(f"{VERSION}|{np.__version__}|{sys.version}".encode())
-    top = Path(__file__).parent.parent  # the folder holding `compiler/` and `runtime/`
-    for root in (top / "compiler", top / "runtime"):
-        for path in sorted(root.rglob("*.py")):
-            st = path.stat()
-            h.update(f"{path.relative_to(top)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # os.scandir, not Path.rglob: once per process, but on the first call's path (1 ms
+    # against 5-8 ms for the same ~150 stats)
+    for rel, size, mtime in sorted(_sources(top, "compiler") + _sources(top, "runtime")):
+        h.update(f"{rel}|{size}|{mtime}\n".encode())
     return h.hexdigest()
+
+
+def _sources(top: str, package: str) -> list[tuple[str, int, int]]:
+    """(path relative to `top`, size, mtime ns) of every .py file under `top/package`."""
+    found = []
+    stack = [package]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(os.path.join(top, rel)) as entries:
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    if e.name != "__pycache__":
+                        stack.append(f"{rel}/{e.name}")
+                elif e.name.endswith(".py"):
+                    st = e.stat()
+                    found.append((f"{rel}/{e.name}", st.st_size, st.st_mtime_ns))
+    return found
