@@ -11,22 +11,37 @@ import hashlib
 import os
 import re
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import numpy as np
 
 
-def _version() -> str:
+@functools.cache
+def dist_version(name: str) -> str | None:
+    """The installed distribution `name`'s version, None when it is not installed. Read from
+    the Version line of its metadata file: `importlib.metadata.version` parses the file with
+    the email package, whose import (~5 ms) was a share of a cold first call."""
     try:
-        return version("gradc")
-    except PackageNotFoundError:  # a source checkout on sys.path, not installed
-        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-        try:
-            m = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M)
-        except OSError:
-            m = None
-        return m.group(1) if m else "0+unknown"
+        dist = distribution(name)
+    except PackageNotFoundError:
+        return None
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    m = re.search(r"^Version:[ \t]*(\S+)", text, re.M)
+    return m.group(1) if m else dist.version
+
+
+def _version() -> str:
+    found = dist_version("gradc")
+    if found is not None:
+        return found
+    # a source checkout on sys.path, not installed
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        m = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M)
+    except OSError:
+        m = None
+    return m.group(1) if m else "0+unknown"
 
 
 VERSION = _version()
