@@ -120,6 +120,8 @@ def _split_in_child(q) -> None:
     q.put(sorted(out))
 
 
+# Python 3.12+ warns at any fork of a process with threads (this one has the pool's)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_makes_its_own_pool(two_threads):
     run, _ = _both_threads_run(20)
     row_threads.split(run, 20)  # the parent's pool exists, with a thread behind it
