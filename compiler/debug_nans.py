@@ -11,7 +11,6 @@ Off, it costs one attribute read per call.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,9 +18,10 @@ import numpy as np
 
 from compiler.interpret import run_node
 from compiler.ir.graph import Graph, Node
+from runtime.env import switch
 
 ENV_VAR = "GRADC_DEBUG_NANS"
-ENABLED = os.environ.get(ENV_VAR, "").strip().lower() not in ("", "0", "false", "no", "off")
+ENABLED = switch(ENV_VAR, False)
 
 
 def has_nan(values: Sequence[Any]) -> bool:

@@ -49,6 +49,7 @@ from compiler.passes import PASSES
 from compiler.primitives import OPS
 from compiler.stages import CachedStages
 from runtime.artifacts import load_artifact, store_artifact
+from runtime.env import switch
 from runtime.version import build_id
 
 log = logging.getLogger("gradc")
@@ -99,8 +100,8 @@ def gc_paused() -> Iterator[None]:
 
 
 def enabled() -> bool:
-    """Whether the cache is on (GRADC_STAGE_CACHE unset, or anything but 0/false/no/off)."""
-    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+    """Whether the cache is on: GRADC_STAGE_CACHE unset, or on (runtime.env.switch)."""
+    return switch(ENV_VAR, True)
 
 
 def stage_key(traced: Graph, what: tuple, options: Any) -> str | None:

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runtime.env import switch
+
 GC_FREEZE_ENV_VAR = "GRADC_GC_FREEZE"
 SHARE_ENV_VAR = "GRADC_COMPILE_SHARE"
 DEFAULT_SHARE = 0.15
@@ -42,7 +44,7 @@ WINDOW_S = 0.002  # how much wall time the compile thread looks back on at a pas
 def settle_heap() -> bool:
     """Collect, then freeze the survivors out of later full collections; False (and nothing
     done) when GRADC_GC_FREEZE is 0/false/no/off."""
-    if os.environ.get(GC_FREEZE_ENV_VAR, "").strip().lower() in ("0", "false", "no", "off"):
+    if not switch(GC_FREEZE_ENV_VAR, True):
         return False
     gc.collect()  # nothing unreachable may be frozen: it would never be freed
     gc.freeze()

@@ -134,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("info", "clear"))
     p.set_defaults(func=_cmd_cache)
 
+    p = sub.add_parser(
+        "route",
+        parents=[common],
+        help="this host's routing calibration: show it, or measure it again now",
+    )
+    p.add_argument("action", choices=("show", "calibrate"))
+    p.set_defaults(func=_cmd_route)
+
     p = sub.add_parser("examples", parents=[common], help="list the built-in examples")
     p.set_defaults(func=_cmd_examples)
     return parser
@@ -218,6 +226,13 @@ def _cmd_cache(ns: argparse.Namespace) -> int:
     from compiler.codegen import simd
 
     print(report(simd.cache_mode()))  # the folder this process's compiles would use
+    return 0
+
+
+def _cmd_route(ns: argparse.Namespace) -> int:
+    from compiler.cli import route
+
+    print(route.show() if ns.action == "show" else route.recalibrate())
     return 0
 
 

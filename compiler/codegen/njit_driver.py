@@ -44,8 +44,11 @@ from compiler.plan.buffers import Buffers
 from compiler.primitives import CONST_OPS, Lowering
 from compiler.primitives.registry import ops_lowered
 from runtime.background import Job, submit
+from runtime.env import OFF, ON
 from runtime.numba_import import import_numba
 from runtime.tier import sample_of
+
+DRIVER_ENV_VAR = "GRADC_NJIT_DRIVER"
 
 # Work per call that one Python-driver op's overhead (OP_S) is weighed against. Measured on
 # the project machine (2-core EPYC, AVX2), single thread, steady state, in-cache operands:
@@ -105,7 +108,7 @@ def njit_rule(graph: Graph) -> bool:
     also stay under the size where a parallel kernel starts to pay (`PARALLEL_MIN_LIBM`):
     the compiled driver runs serial kernels only. Eligibility of the ops is `NjitDriver`'s.
     """
-    if os.environ.get("GRADC_NJIT_DRIVER", "").strip().lower() in ("0", "off", "no"):
+    if driver_env() == "off":
         return False
     ops = driver_ops(graph)
     if ops == 0 or ops > MAX_OPS:
@@ -329,13 +332,23 @@ def njit_generate(graph: Graph, kernels: dict[str, str], bufs: Buffers) -> NjitD
 BODY_COMPILE_S = 0.06
 
 
-def _eager_env() -> bool:
-    return os.environ.get("GRADC_NJIT_DRIVER", "").strip().lower() in ("eager", "1")
+def driver_env() -> str:
+    """GRADC_NJIT_DRIVER: "auto" when unset or empty, "off" for 0/false/no/off, "eager" for
+    eager or 1/true/yes/on; a ValueError naming the variable for anything else."""
+    raw = os.environ.get(DRIVER_ENV_VAR, "")
+    value = raw.strip().lower()
+    if value in ("", "auto"):
+        return "auto"
+    if value in OFF:
+        return "off"
+    if value == "eager" or value in ON:
+        return "eager"
+    raise ValueError(f"{DRIVER_ENV_VAR}={raw!r}: expected auto, eager, 1 (eager) or 0 (never)")
 
 
 def switch_after(graph: Graph) -> int:
     """Calls of the Python driver before the stage switches to its compiled driver."""
-    if _eager_env():
+    if driver_env() == "eager":
         return 0
     ops = driver_ops(graph)
     loops = sum(
@@ -358,7 +371,7 @@ class _Tiers:
         self.lock = threading.Lock()
         # compile on the caller (GRADC_NJIT_DRIVER=eager, or `promote()`); otherwise the
         # background thread compiles it while the Python driver keeps answering
-        self.now = _eager_env()
+        self.now = driver_env() == "eager"
 
     def compiled(self) -> Any:
         """The compiled driver's stage (its module loaded on first use; `_body` compiles

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from runtime.env import OFF, ON
+
 ENV_VAR = "GRADC_SIMD"
 # Bump when the generated calls change: it names the cache namespace (`cache_mode`).
 _IMPL = 1
@@ -52,8 +54,8 @@ BINARY = ("pow", "atan2", "hypot")
 # ISA letter of the x86 vector-function ABI -> register bits; the letters each level offers
 _BITS = {"b": 128, "d": 256, "e": 512}
 _LEVELS = {"avx2": ("b", "d"), "avx512": ("b", "d", "e")}
-_ON = ("", "1", "on", "auto", "true", "yes")
-_OFF = ("0", "off", "false", "no")
+_ON = ("", "auto", *ON)  # runtime.env's spellings of on and off
+_OFF = OFF
 
 
 @dataclass(frozen=True)

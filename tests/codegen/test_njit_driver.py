@@ -12,7 +12,7 @@ import pytest
 
 from compiler import trace, value_and_grad
 from compiler.autodiff import vjp_graph
-from compiler.codegen.njit_driver import njit_rule, switch_after
+from compiler.codegen.njit_driver import driver_env, njit_rule, switch_after
 from compiler.interpret import run_graph
 from compiler.ir import Builder, TensorType
 from compiler.passes.fuse import fuse
@@ -187,3 +187,14 @@ def test_njit_driver_switch_compiles_in_the_background(monkeypatch):
     after = fn(*args)  # the compiled driver
     for a, b in zip(after, before):
         assert_same(a, b)
+
+
+@pytest.mark.parametrize(
+    "raw, want",
+    [("", "auto"), ("auto", "auto"), ("0", "off"), ("False", "off"), ("no", "off")]
+    + [("eager", "eager"), ("1", "eager"), ("on", "eager")],
+)
+def test_driver_env_spellings(monkeypatch, raw, want):
+    """GRADC_NJIT_DRIVER reads runtime.env's spellings of on (eager) and off (never)."""
+    monkeypatch.setenv("GRADC_NJIT_DRIVER", raw)
+    assert driver_env() == want

@@ -21,6 +21,7 @@ import scipy.special
 
 import compiler
 from compiler import checkpoint, grad, interpret, jit, trace, value_and_grad, vjp
+from compiler.codegen import njit_driver
 from compiler.ir import Builder, Graph, Node, TensorType, Value, VerifyError, parse_type, verify
 from compiler.ir.graph import ShapeError
 from compiler.trace import TracerError
@@ -495,6 +496,12 @@ def _api_cases() -> list[Case]:
                                lambda: jit(lambda x: np.tanh(x) * x + 1.0, compile="never")(
                                    np.ones(1 << 17))), ValueError,
              r"GRADC_NUMPY_THREADS='two': expected a positive integer, e.g. 1"),
+        Case(("runtime/env.py", "expected 1, true, yes or on"),
+             lambda: _with_env("GRADC_STAGE_CACHE", "maybe", lambda: jit(lambda x: np.cos(x))(X)),
+             ValueError, r"GRADC_STAGE_CACHE='maybe': expected 1, true, yes or on, or 0, false"),
+        Case(("compiler/codegen/njit_driver.py", "expected auto, eager"),
+             lambda: _with_env("GRADC_NJIT_DRIVER", "false-ish", njit_driver.driver_env),
+             ValueError, r"GRADC_NJIT_DRIVER='false-ish': expected auto, eager, 1 \(eager\)"),
         Case(("compiler/pipeline.py", "unknown compile="),
              lambda: grad(lambda x: np.sum(x), compile="later"), ValueError,
              r"unknown compile='later'; choose one of \('background', 'eager', 'never'\)"),
