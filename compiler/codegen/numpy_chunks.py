@@ -5,13 +5,16 @@ A fused loop run as one NumPy call per op makes a full-size temporary per live v
 new page is a fault, and on the 2-core VM these benchmarks run on, a cold 32 MiB array cost
 up to 0.3 s of system time (the hand-written NumPy chain's own first call took 2.3 s against
 0.24 s for its second). Here the same calls run on chunks of `CHUNK_ELEMENTS` elements (rows
-of the loop domain's axis 0): the temporaries are views of scratch allocated once per call,
-a few hundred KiB that stay in cache, and only the loop's planned outputs are full size.
+of the loop domain's axis 0): the temporaries are views of scratch allocated once per call
+and thread, a few hundred KiB that stay in cache, and only the loop's planned outputs are
+full size. The chunks are a local function of the chunk indices it runs, which
+`runtime.row_threads.split` runs on the process's usable cores.
 
 It is still the graph's loop nest, as the compiled kernel runs it: every value is computed
-at every index of the domain, and only the order changes. A reduction over the rows joins
-each chunk's partial result into its output in chunk order (deterministic; the compiled
-kernel's order differs from both, within the tiers' few-ulp agreement). A loop whose outputs
+at every index of the domain, and only the order changes. A reduction over the rows keeps
+each chunk's partial result, and the driver joins them into its output in chunk order once
+every chunk has run (deterministic, and the same bits on any number of threads; the
+compiled kernel's order differs, within the tiers' few-ulp agreement). A loop whose outputs
 are not all full-domain values or reductions of them runs whole, as before.
 """
 
