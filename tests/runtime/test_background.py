@@ -23,7 +23,7 @@ def _job(name, build, events):
 def test_jobs_run_in_order_on_the_named_thread():
     events: list = []
     for name in ("a", "b", "c"):
-        background.submit(_job(name, lambda sample: (lambda *a: None), events))
+        background.submit(_job(name, lambda sample: lambda *a: None, events))
     assert background.wait_idle(60)
     assert events == [(n, "ready", "gradc-compile") for n in ("a", "b", "c")]
 
@@ -37,6 +37,6 @@ def test_a_job_that_ends_the_thread_leaves_the_next_submit_a_new_one():
     background.submit(_job("stop", stop, events))
     assert background.wait_idle(60)
     assert events == [("stop", "failed", "SystemExit")]
-    background.submit(_job("after", lambda sample: (lambda *a: None), events))
+    background.submit(_job("after", lambda sample: lambda *a: None, events))
     assert background.wait_idle(60)
     assert events[-1] == ("after", "ready", "gradc-compile")
