@@ -21,6 +21,7 @@ from compiler.arguments import check_scalar_output, grad_layout
 from compiler.autodiff import vjp_graph
 from compiler.autodiff.apply import vjp_in_trace
 from compiler.autodiff.inline import check_aux, differentiable_leaves, splice
+from compiler.codegen.llcall import attach
 from compiler.codegen.pyscalar import CONSTANTS, python_scalar
 from compiler.ir.graph import copy_into
 from compiler.passes import disabled_from_env
@@ -132,7 +133,8 @@ class _Transform:
             return
         if len(spec.stages.lowered) != 1 or type(self) is not _Transform:
             return
-        body = python_scalar(spec.stages.lowered[0].graph)
+        body_graph = spec.stages.lowered[0].graph
+        body = python_scalar(body_graph)
         if body is None:
             return
         general, tracing = _Transform.__call__, TRACES_ACTIVE
@@ -144,6 +146,8 @@ class _Transform:
             # frame and checks (~0.1 us of ~0.4 us); pickling still names _Transform
             self._scalar = call
             self.__class__ = type("_ScalarTransform", (_Transform,), {"__call__": call})
+            # and, built off the caller's thread, the same call as machine code
+            attach(self, call, body_graph, args, leaves, spec, aux, tracing, self.opts.compile)
 
     def _switched(self, spec: Compiled, fn: Callable) -> None:
         # the compiled tier is ready (docs/tiers.md): call it with no indirection from now

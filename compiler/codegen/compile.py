@@ -38,9 +38,6 @@ from runtime.version import VERSION
 # applies if the user has not chosen, and before the OpenMP runtime starts.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-_LOGADDEXP = (
-    "_logaddexp = np.logaddexp  # NumPy's scalar rule (ties and infinities), jitted by Numba"
-)
 _lock = threading.Lock()
 # One dispatcher per kernel name in this process: a kernel that two stage modules both define
 # (the same source, hence the same name) is compiled once and shared.
@@ -164,7 +161,6 @@ def generate(
     if not numpy:
         parts += [
             f"_FASTMATH = {FASTMATH}",
-            _LOGADDEXP,
             "",
         ]
     for text in kernels.values():

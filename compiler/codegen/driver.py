@@ -63,6 +63,16 @@ def single_body(n: Node) -> Graph:
     return b.build(out)
 
 
+# float ops whose Python operator on NumPy scalars is the ufunc (`scalar_body`)
+_SCALAR_OPERATORS = {
+    "add": "{0} + {1}",
+    "subtract": "{0} - {1}",
+    "multiply": "{0} * {1}",
+    "divide": "{0} / {1}",
+    "negative": "-{0}",
+}
+
+
 def _scalar_ufunc_body(body: Graph) -> bool:
     """A 0-d body the driver evaluates with NumPy scalar ufunc calls (nothing to compile)."""
     if any(v.ndim for v in body.inputs) or any(v.ndim for n in body.nodes for v in n.outputs):
@@ -380,12 +390,19 @@ class PyDriver:
         self.src.line(f"{REDUCE_FN[n.op]}({x}, axis={axis}, keepdims={kd}, out={out})")
 
     def scalar_body(self, n: Node) -> None:
-        """A 0-d fused body as NumPy scalar ufunc calls (cheaper than compiling a kernel)."""
+        """A 0-d fused body as NumPy scalar arithmetic (cheaper than compiling a kernel):
+        0-d array operands read once as NumPy scalars, float `+ - * /` and negation as
+        operators on them (NumPy's scalar math: the ufunc's IEEE result, promotion and
+        warnings, ~0.1 us against ~0.6 us per ufunc call on a 0-d array), other ops as
+        ufunc calls on the scalars."""
         body = n.attrs["body"]
         env: dict[Value, str] = {}
-        for b, v in zip(body.inputs, n.inputs):
-            env[b] = self.operand(v)
         base = self.index[n.outputs[0]]
+        for k, (b, v) in enumerate(zip(body.inputs, n.inputs)):
+            env[b] = self.operand(v)
+            if not isinstance(self.vals[v], Fill):  # a 0-d array: its scalar, once
+                self.src.line(f"e{base}_{k} = {env[b]}[()]")
+                env[b] = f"e{base}_{k}"
         for j, m in enumerate(body.nodes):
             if m.op == "broadcast_to":
                 env[m.out] = env[m.inputs[0]]
@@ -395,8 +412,13 @@ class PyDriver:
                 env[m.out] = self.param(np.dtype(m.attrs["dtype"]).type(m.attrs["fill"]))
             else:
                 name = f"s{base}_{j}"
-                args = ", ".join(env[u] for u in m.inputs)
-                self.src.line(f"{name} = {self.ufunc_ref(m.op)}({args})")
+                args = [env[u] for u in m.inputs]
+                op = _SCALAR_OPERATORS.get(m.op)
+                floats = all(u.dtype.kind == "f" for u in (*m.inputs, m.out))
+                if op is not None and floats:
+                    self.src.line(f"{name} = {op.format(*args)}")
+                else:
+                    self.src.line(f"{name} = {self.ufunc_ref(m.op)}({', '.join(args)})")
                 env[m.out] = name
         for v, bv in zip(n.outputs, body.outputs):
             out = self.out(v)

@@ -171,12 +171,23 @@ def _lae_jvp(t, x, y, *, out):
     return _jvp_sum(a, b)
 
 
+# NumPy's npy_logaddexp spelled as selects around exp and log1p, so a loop's vectoriser can
+# widen both to SIMD (libmvec, codegen/simd.py): equal operands (same-sign infinities too)
+# give x + log 2; otherwise the larger plus log1p(exp(-|x - y|)); NaN propagates through
+# x - y. The scalar `np.logaddexp` Numba jits cost ~20 ns per element as two libm calls; the
+# L-BFGS client's 569-row loop spent most of its time there (docs/performance.md).
+_LAE = (
+    "(({0} + {T}(0.6931471805599453)) if {0} == {1} else "
+    "((({0} if {0} > {1} else {1}) + math.log1p(math.exp(-abs({0} - {1})))) "
+    "if {0} - {1} == {0} - {1} else ({0} - {1})))"
+)
+
 _binop(
     "logaddexp",
     np.logaddexp,
     _lae_vjp,
     _lae_jvp,
-    "_logaddexp({0}, {1})",
+    _LAE,
     cost=Cost.TRANSCENDENTAL,
     doc="ct * exp(x - out), ct * exp(y - out)",
     comm=True,

@@ -110,6 +110,32 @@ def test_compile_nan_and_inf_propagate():
     assert np.isnan(got[0][0]) and got[0][1] == np.inf and np.isnan(got[1][0])
 
 
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_compile_scalar_tail_as_scalar_operators_matches_interpreter(dt):
+    """A 0-d fused tail (sums combined by / * - + and negation, and an exp) runs as NumPy
+    scalar operators in the driver: same values, dtype, inf and NaN as the interpreter."""
+
+    def f(x, y):
+        a, b = np.sum(x), np.sum(y)
+        return -(a / b - 2.0 * np.sum(x * x)) + np.exp(b) - a * b
+
+    x = np.linspace(-1, 2, 8, dtype=dt)
+    g = run_passes(trace(f, x, x), ALGEBRAIC_PASSES)
+    fg = fuse(g)
+    assert any(n.op == "fused" and not n.out.ndim for n in fg.nodes)
+    fn = None
+    cases = [(x, x[::-1].copy()), (x, np.zeros(8, dt)), (np.zeros(8, dt), np.zeros(8, dt))]
+    for xv, yv in cases:  # a regular value, x / 0 = inf, 0 / 0 = NaN
+        with np.errstate(all="ignore"):
+            fn = _check(fg, (xv, yv), rtol=1e-6 if dt == np.float32 else None)
+            assert fn(xv, yv)[0].dtype == dt
+    # the tail's operands are read once as scalars, combined by operators, not ufuncs
+    assert re.search(r"e\d+_\d+ = v\d+\[\(\)\]", fn.source)
+    assert re.search(r"s\d+_\d+ = e\d+_\d+ \* e\d+_\d+", fn.source)
+    assert "np.multiply(" not in fn.source and "np.subtract(" not in fn.source
+    assert "np.exp(" in fn.source
+
+
 def test_compile_float32_stays_float32():
     def f(x):
         return np.sum(np.sqrt(x * x + 1.0) * 0.5 - np.abs(x) / 3.0, axis=1)

@@ -1216,6 +1216,21 @@ INTERNAL = {
         "compiler/ir/verify.py",
         'raise VerifyError(f"node {i} ({n.op}): {exc}")',
     ): "covered by the verify cases (kept for the fragment match)",
+    # the native scalar call: none reaches the user; each one means the Python scalar call
+    # keeps the calls (tests/runtime/test_native_call.py, tests/codegen/test_llscalar.py)
+    ("compiler/codegen/llscalar.py", "raise _Unsupported"): "internal: caught by lowerable, "
+    "which keeps the Python scalar call",
+    ("compiler/codegen/llcall.py", "the transformation is gone"): "internal: the background "
+    "job's check; the job then installs nothing",
+    ("compiler/codegen/llcall.py", "native call gave"): "internal: the check before the "
+    "install; logged, the Python scalar call stays",
+    ("runtime/native_call.py", "layout probes failed"): "internal: caught by facts(), which "
+    "returns None (no native call in this process)",
+    ("runtime/native_call.py", "PyTypeObject's fields"): "internal: caught by facts()",
+    ("runtime/native_call.py", "tp_call is not where expected"): "internal: caught by facts()",
+    ("runtime/native_call.py", "made by its tp_alloc"): "internal: caught by facts()",
+    ("runtime/native_call.py", "is not the inherited slot_tp_call"): "internal: caught by "
+    "schedule, which logs it and installs nothing",
 }
 
 
