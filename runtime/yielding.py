@@ -6,8 +6,9 @@ Two costs of a compile in the caller's process are not the compile's CPU time:
   objects; a full collection over them held the interpreter lock for 30-130 ms, the only calls
   over 50 ms in `benchmarks/tiers.py stalls`. `settle_heap` collects (so nothing unreachable is
   kept) and then freezes what survived (`gc.freeze`), so later full collections walk only the
-  objects made since. The compile thread settles before its first job, after Numba's import and
-  after each job. `GRADC_GC_FREEZE=0` turns it off.
+  objects made since. The compile thread settles when its first job arrives (not at thread
+  start, which made `Thread.start()`'s caller wait for the collection), after Numba's import
+  and after each job. `GRADC_GC_FREEZE=0` turns it off.
 - **The interpreter lock.** Numba's compiler is mostly Python, so the compile thread and a
   Python-bound caller alternated on the lock and the caller ran at half speed. `yield_to_caller`
   registers a Numba event listener that, at compiler pass boundaries on the compile thread,

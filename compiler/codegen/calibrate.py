@@ -45,7 +45,6 @@ import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,7 @@ from compiler.codegen.source import FASTMATH, NJIT, ctor
 from compiler.primitives import OPS, Kind
 from compiler.primitives.registry import ScalarExpr
 from runtime.cache import _write_atomic, cache_root
-from runtime.version import VERSION, build_id
+from runtime.version import VERSION, build_id, dist_version
 
 log = logging.getLogger("gradc")
 
@@ -120,20 +119,8 @@ class Calibration:
         )
 
 
-@functools.cache
 def _version(dist: str) -> str:
-    # the METADATA file's Version line: `version()` parses the whole file with the email
-    # package, 1 ms a distribution of every warm process's first call
-    try:
-        found = distribution(dist)
-    except PackageNotFoundError:
-        return "absent"
-    for line in (found.read_text("METADATA") or "").splitlines():
-        if line.startswith("Version:"):
-            return line[len("Version:") :].strip()
-        if not line:  # the headers end at the first blank line
-            break
-    return found.version
+    return dist_version(dist) or "absent"
 
 
 def _cpu() -> tuple[str, str]:

@@ -36,6 +36,10 @@ class Chunk:
     rows: str  # the name of this chunk's row count
     rows_max: str  # the text of the most rows a chunk has (a param)
     rest: str  # the text of domain[1:] (a param)
+    index: str = ""  # the name of the chunk's index
+    # a reduction over the rows: its output's name -> the list of its chunks' partial
+    # results (joined in chunk order after the loop)
+    partials: dict[str, str] = field(default_factory=dict)
     scratch: list[str] = field(default_factory=list)  # lines allocating it, before the loop
 
     def shape(self) -> str:
@@ -61,7 +65,7 @@ def loop_as_numpy_calls(
     """Emit `body` on `drv` as NumPy calls reading `args` and writing `outs` (see above).
 
     With `chunk`, the calls run on one chunk of rows: `args` and full-domain `outs` are that
-    chunk's views, a reduction over axis 0 joins its partial result into its whole output,
+    chunk's views, a reduction over axis 0 stores its partial result in `chunk.partials`,
     and a full-domain temporary is a view of scratch allocated once before the loop."""
     env: dict[Value, str] = dict(zip(body.inputs, args))
     full = {b for b, sh in zip(body.inputs, shapes) if sh is not None and tuple(sh) == b.shape}
@@ -121,9 +125,9 @@ def loop_as_numpy_calls(
             kd = bool(m.attrs["keepdims"])
             fn = REDUCE_FN[m.op]
             if o and chunk is not None and _reduces_rows(m, chunk):
-                # this chunk's partial result joins the rows before it (o starts at the
-                # reduction's identity)
-                line(f"{COMBINE_FN[m.op]}({o}, {fn}({x}, axis={axis}, keepdims={kd}), out={o})")
+                # this chunk's partial result, joined with the others' in chunk order after
+                # the loop (codegen/numpy_chunks.py)
+                line(f"{chunk.partials[o]}[{chunk.index}] = {fn}({x}, axis={axis}, keepdims={kd})")
             elif o:
                 line(f"{fn}({x}, axis={axis}, keepdims={kd}, out={o})")
             else:

@@ -23,15 +23,22 @@ _VALUE_FREE_OPS = frozenset({"matmul", "concatenate", "set_slice", "cumsum", "cu
 
 def values_matter(graph: Graph) -> bool:
     """Whether running `graph` on zeros in place of its inputs could take another path than
-    on the real inputs (fail, loop, index elsewhere): any non-float value, or an op outside
-    the value-free kinds and ops above, anywhere in it (fused bodies included)."""
+    on the real inputs (fail, loop, index elsewhere): a non-float input, a non-float value
+    other than an elementwise op's bool, or an op outside the value-free kinds and ops above,
+    anywhere in it (fused bodies included).
+
+    An elementwise bool (a comparison, `x == max(x)` in the gradient of `max`, a mask) is
+    value-free itself, and whatever could let it steer (an index, a loop's condition) is an
+    op outside the value-free set, caught here anyway; the `mlp` benchmark's softmax had one,
+    and copied its 17 MB of inputs on its first call for it."""
     if any(not v.type.is_float for v in graph.inputs):
         return True
     for n in graph.nodes:
         d = OPS.get(n.op)
         if d is None or (d.kind not in _VALUE_FREE_KINDS and n.op not in _VALUE_FREE_OPS):
             return True
-        if any(not v.type.is_float for v in n.outputs):
+        mask = d.kind is Kind.ELEMENTWISE
+        if any(not v.type.is_float and not (mask and v.dtype == bool) for v in n.outputs):
             return True
         if n.op == "fused" and values_matter(n.attrs["body"]):
             return True

@@ -1,8 +1,11 @@
 """The NumPy tier's loops run in chunks of rows (compiler/codegen/numpy_chunks.py): every
 elementwise and reduction op, and the layouts chunking must get right, against the
-interpreter. Chunks are forced small here; nothing compiles."""
+interpreter, on one thread and on two (runtime/row_threads.py), which must agree bit for bit.
+Chunks are forced small here; nothing compiles."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from compiler.interpret import run_graph
 from compiler.ir import Builder, Graph, TensorType
 from compiler.pipeline import lower_graph
 from compiler.primitives import OPS, Kind
+from runtime import row_threads
 from tests.codegen.util import assert_same, cache_dir  # noqa: F401  (fixture)
 
 
@@ -21,6 +25,11 @@ def small_chunks(monkeypatch):
     # 3 elements a chunk: several chunks, and a partial last one, on every sample's shape
     monkeypatch.setattr(numpy_chunks, "CHUNK_ELEMENTS", 3)
     monkeypatch.setattr(numpy_chunks, "CHUNK_MIN", 0)
+    # and two chunks are enough to split between threads
+    monkeypatch.setattr(row_threads, "MIN_CHUNKS_PER_THREAD", 1)
+
+
+CHUNKED = re.compile(r"def t\d+_run\(")  # the chunk loop's function (numpy_chunks.py)
 
 
 def _fused(name: str, args, attrs) -> Graph:
@@ -44,11 +53,19 @@ def _fused(name: str, args, attrs) -> Graph:
 def _check(g: Graph, args, chunked: bool | None = None) -> str:
     fn = lower_graph(g, stage="test", compile="never")
     if chunked is not None:
-        assert (" in range(0, " in fn.source) == chunked, fn.source
+        assert bool(CHUNKED.search(fn.source)) == chunked, fn.source
     want = run_graph(g, list(args))
-    got = fn(*args)
-    for a, e in zip(got, want):
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setenv(row_threads.THREADS_ENV_VAR, "1")
+        one = fn(*args)
+        mp.setenv(row_threads.THREADS_ENV_VAR, "2")  # two, whatever the host's cores
+        two = fn(*args)
+    finally:
+        mp.undo()
+    for a, b, e in zip(one, two, want):
         assert_same(a, e)  # a sum over chunks adds in another order: rounding differs
+        np.testing.assert_array_equal(a, b, strict=True)  # the split changes no bit
     return fn.source
 
 
@@ -95,16 +112,20 @@ def test_numpy_chunks_value_and_grad_of_a_chain():
     x, w = rng.normal(size=(11, 3)), rng.normal(size=3)
     src = _check(_graph(loss, x, w), (x, w), chunked=True)
     # scratch, not a new array per op and chunk: inside the chunk loops, no op allocates
+    # (the scratch is allocated once per thread, before its loop over the chunks)
     lines = src.splitlines()
     inside = []
     for i, ln in enumerate(lines):
-        if " in range(0, " in ln:
+        if re.search(r"for t\d+_c in t\d+_cs:", ln):
             depth = len(ln) - len(ln.lstrip())
             for nxt in lines[i + 1 :]:
                 if len(nxt) - len(nxt.lstrip()) <= depth:
                     break
                 inside.append(nxt.strip())
-    assert inside and not [ln for ln in inside if " = np." in ln], src
+    # (a reduction's partial result per chunk, `tN_rK[tN_c] = np.sum(...)`, is its one
+    # value: small, and what joins the chunks in order)
+    allocating = [ln for ln in inside if " = np." in ln and not re.match(r"t\d+_r\d+\[", ln)]
+    assert inside and not allocating, src
 
 
 def test_numpy_chunks_leave_small_loops_whole(monkeypatch):

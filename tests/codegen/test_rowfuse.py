@@ -98,9 +98,19 @@ def test_rowfuse_is_idempotent_and_can_be_disabled():
 
 
 # n crosses the kernel's row blocks (with a remainder) and its four-row steps; n = 1 reads
-# its (1,)-shaped operands per row (another kernel text), so it runs in float64 only
+# its (1,)-shaped operands per row (another kernel text), so it runs in float64 only. d runs
+# through every path LLVM generates for the dot and update loops over a row (AVX-512: 32 per
+# main-loop step, then 4-wide epilogue steps, then scalar; AVX2: 16, 4 and scalar): d = 1 and
+# 5 (scalar only), 13 (epilogue and scalar), 33 (main and scalar), 50 (all three). Sizes are
+# kernel arguments, so the extra shapes cost no compile.
 ROWS = block_rows(10**6, 5, 8)  # rows per block at d = 5
-SHAPES = ((7, 1), (ROWS + 7, 5), (3 * block_rows(10**6, 33, 8) + 2, 33))
+SHAPES = (
+    (7, 1),
+    (ROWS + 7, 5),
+    (11, 13),
+    (3 * block_rows(10**6, 33, 8) + 2, 33),
+    (block_rows(10**6, 50, 8) + 5, 50),
+)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -171,8 +181,10 @@ def test_rowfuse_emits_a_row_shaped_output_through_its_block():
     assert "# rowfused" in stage.source and re.search(r"(o\d+)b = \1\[i0:i0 \+ m\]", stage.source)
 
 
-def test_rowfuse_gradient_matches_finite_differences():
-    theta, X, t = _logreg_args(block_rows(10**6, 6, 8) + 13, 6, seed=7)
+@pytest.mark.parametrize("d", [6, 50])
+def test_rowfuse_gradient_matches_finite_differences(d):
+    # d = 50: the dot and update loops' vector main loop, epilogue and scalar remainder
+    theta, X, t = _logreg_args(block_rows(10**6, d, 8) + 13, d, seed=7)
     value, grad = value_and_grad(logreg, compile="eager")(theta, X, t)
     assert np.isclose(value, logreg(theta, X, t), rtol=1e-13)
     np.testing.assert_allclose(grad, fd_grad(logreg, [theta, X, t], 0), rtol=1e-6, atol=1e-9)

@@ -491,6 +491,11 @@ def _api_cases() -> list[Case]:
              lambda: _with_env("GRADC_COMPILE_SHARE", "all",
                                lambda: jit(np.sin, compile="background")(X)), ValueError,
              r"GRADC_COMPILE_SHARE='all': expected a number in \(0, 1\], e.g. 0.15"),
+        Case(("runtime/row_threads.py", "expected a positive integer"),
+             lambda: _with_env("GRADC_NUMPY_THREADS", "two",
+                               lambda: jit(lambda x: np.tanh(x) * x + 1.0, compile="never")(
+                                   np.ones(1 << 17))), ValueError,
+             r"GRADC_NUMPY_THREADS='two': expected a positive integer, e.g. 1"),
         Case(("runtime/env.py", "expected 1, true, yes or on"),
              lambda: _with_env("GRADC_STAGE_CACHE", "maybe", lambda: jit(lambda x: np.cos(x))(X)),
              ValueError, r"GRADC_STAGE_CACHE='maybe': expected 1, true, yes or on, or 0, false"),
@@ -1205,6 +1210,8 @@ INTERNAL = {
     "cache's sha256 digests (tests/runtime/test_artifacts.py)",
     ("runtime/artifacts.py", "kind must be one of"): "invariant: the two callers pass "
     "'stage' or 'render' (tests/runtime/test_artifacts.py)",
+    ("runtime/row_threads.py", "raise errors[0]"): "re-raises what a chunk raised, on any "
+    "thread, once all have ended (tests/runtime/test_row_threads.py)",
     (
         "compiler/ir/verify.py",
         'raise VerifyError(f"node {i} ({n.op}): {exc}")',

@@ -309,6 +309,12 @@ def test_tier_warms_up_on_zeros_only_where_values_cannot_matter():
     assert sample_kind(grad(lambda w, i: np.sum(w[i] ** 2)), x[0], idx) is sample_of
     spd = np.eye(3) * 2.0
     assert sample_kind(grad(lambda a: np.sum(np.linalg.cholesky(a))), spd) is sample_of
+    # an elementwise bool (max's gradient compares x with the max; a mask in `where`, which
+    # is also what a masked sum `a[a > 0]` traces to) is value-free; an integer is not
+    v = np.linspace(-1.0, 1.0, 6)
+    assert sample_kind(grad(lambda a: np.max(a * a)), v) is zeros_sample
+    assert sample_kind(grad(lambda a: np.sum(np.where(a > 0, a, 2 * a))), v) is zeros_sample
+    assert sample_kind(grad(lambda a: np.sum(a * (a > 0).astype(np.int64))), v) is sample_of
     flat = (np.ones((2, 3)), 1.5, np.arange(3))
     zeros = zeros_sample(flat)()  # made by the job, not on the caller's thread
     assert zeros[1] == 1.5 and not zeros[0].any() and zeros[0].dtype == np.float64
