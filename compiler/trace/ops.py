@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from compiler.trace import layout
+from compiler.trace.promotion import common_dtype, result_dtype
 from compiler.trace.tracer import TraceContext, Tracer, TracerError, find_context, user_location
 
 
@@ -17,55 +18,6 @@ def context_of(*args: Any) -> TraceContext:
     if ctx is None:
         raise TracerError("internal: no traced operand")
     return ctx
-
-
-def _dummy(x: Any) -> Any:
-    """A stand-in with x's promotion behaviour: Python scalars (weak) stay Python scalars."""
-    if isinstance(x, Tracer):
-        if x.weak:
-            return {"f": 1.0, "i": 1, "u": 1, "b": True}[x.dtype.kind]
-        return np.ones((), dtype=x.dtype)
-    if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
-        return x
-    return np.ones((), dtype=np.asarray(x).dtype)
-
-
-def _stand_in_key(x: Any) -> Any:
-    """What `_dummy(x)` depends on: a weak tracer's kind, a dtype, or a Python scalar itself
-    (an int's value can overflow the other operand's dtype)."""
-    if isinstance(x, Tracer):
-        return x.dtype.kind if x.weak else x.dtype
-    if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
-        return (type(x), x)
-    return np.asarray(x).dtype
-
-
-# (ufunc, stand-in keys) -> result dtype: NumPy's answer depends on nothing else, and calling
-# the ufunc on stand-ins was a fifth of tracing an unrolled loop (one call per node)
-_RESULT_DTYPES: dict[tuple, np.dtype] = {}
-
-
-def result_dtype(ufunc: np.ufunc, operands: Sequence[Any]) -> np.dtype:
-    """The dtype NumPy itself gives `ufunc(*operands)` (NEP 50 weak scalars included)."""
-    key = (ufunc, *map(_stand_in_key, operands))
-    dt = _RESULT_DTYPES.get(key)
-    if dt is not None:
-        return dt
-    with np.errstate(all="ignore"):
-        dt = np.asarray(ufunc(*[_dummy(x) for x in operands])).dtype
-    if dt == np.float16 or dt.kind == "c":
-        raise NotImplementedError(
-            f"{ufunc.__name__}: dtype {dt} is not supported by gradc (use float32 or float64)"
-        )
-    _RESULT_DTYPES[key] = dt
-    return dt
-
-
-def common_dtype(operands: Sequence[Any]) -> np.dtype:
-    dt = np.result_type(*[_dummy(x) for x in operands])
-    if dt == np.float16 or dt.kind == "c":
-        raise NotImplementedError(f"dtype {dt} is not supported by gradc")
-    return dt
 
 
 def emit(

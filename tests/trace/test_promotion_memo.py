@@ -1,4 +1,4 @@
-"""The tracer's result dtypes (memoised per ufunc and operand stand-ins, trace/ops.py) are
+"""The tracer's result dtypes (memoised per ufunc and operand stand-ins, trace/promotion.py) are
 NumPy's own, the second time as the first, and a Python int that overflows the other
 operand's dtype still raises NumPy's OverflowError after a same-dtype call was memoised."""
 
@@ -45,3 +45,18 @@ def test_a_python_int_out_of_range_still_overflows():
             np.add(x, 300)  # NumPy's behaviour, which the tracer must match
         with pytest.raises(OverflowError):
             jit(lambda x: x + 300, backend="interpret")(x)
+
+
+def test_float_scalars_share_one_memo_entry_and_the_memo_is_bounded(monkeypatch):
+    from compiler.trace import promotion
+
+    x = np.arange(1, 4).astype(np.float32)
+    promotion._RESULT_DTYPES.clear()
+    for c in [0.5, float("nan"), float("nan"), 1e300, -0.0]:  # NaN != NaN: keyed by type
+        got = jit(lambda x, c=c: x * c, backend="interpret")(x)
+        assert got.dtype == (x * c).dtype == np.float32
+    assert len(promotion._RESULT_DTYPES) == 1
+    monkeypatch.setattr(promotion, "MEMO_MAX", 3)
+    for k in range(10):  # ints are keyed by value: the memo empties instead of growing
+        assert jit(lambda x, k=k: x + k, backend="interpret")(x).dtype == np.float32
+        assert len(promotion._RESULT_DTYPES) <= 3
