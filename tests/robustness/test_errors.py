@@ -864,9 +864,9 @@ def _trace_cases() -> list[Case]:
              _jit(lambda x: np.unwrap(x), X), NotImplementedError,
              "np.unwrap is not supported by gradc"),
         # ops.py
-        Case(("compiler/trace/ops.py", "(use float32 or float64)"), _jit(lambda x: x * 1j, X),
+        Case(("compiler/trace/promotion.py", "(use float32 or float64)"), _jit(lambda x: x * 1j, X),
              NotImplementedError, "multiply: dtype complex128 is not supported by gradc"),
-        Case(("compiler/trace/ops.py", "raise NotImplementedError(f\"dtype {dt} is not supported"),
+        Case(("compiler/trace/promotion.py", "(f\"dtype {dt} is not supported"),
              _jit(lambda x: np.where(x > 1.0, x, 1j), X), NotImplementedError,
              "dtype complex128 is not supported by gradc"),
         Case(("compiler/trace/ops.py", "integers or bool)"),
