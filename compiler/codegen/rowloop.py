@@ -102,7 +102,7 @@ class _Gen:
         self._put(body.inputs[self.z], "zb[i]", True, f"x{self.z}")
         for pos, m in enumerate(body.nodes):
             self._node(pos, m)
-        text = self._emit([f"a{k}" for k in others])
+        text = self._emit(others)
         name, source = name_kernel(text)
         return RowKernel(name, source, tuple(self.params))
 
@@ -128,11 +128,17 @@ class _Gen:
             per_row = any(self.per_row[v] for v in m.inputs)
             self._put(out, tmpl.format(*args, T=ctor(out.dtype)), per_row, f"t{pos}")
 
-    def _emit(self, ins: list[str]) -> str:
+    def _emit(self, others: list[int]) -> str:
+        """The kernel's text; `others` are the body inputs besides z, in argument order."""
         body, T = self.body, ctor(self.dtype)
         f64 = self.dtype == np.float64
         reds = [(pos, m) for pos, m in enumerate(body.nodes) if m.op in REDUCE_OPS]
+        red_outs = {m.out for _, m in reds}
+        ins = [f"a{k}" for k in others]
         outs = [f"o{k}" for k in self.emit]
+        # the arrays the body reads or writes per row, sliced per block (see `_read`)
+        blocked = [a for a, k in zip(ins, others) if self.per_row[body.inputs[k]]]
+        blocked += [o for o, k in zip(outs, self.emit) if body.outputs[k] not in red_outs]
         args = ["X", "W", *ins, *(f"c{j}" for j in range(len(self.params))), *outs]
         src = Source()
         for line in self.preamble:
@@ -154,7 +160,7 @@ class _Gen:
             with src.block("for i0 in range(0, n, B):"):
                 src.line("m = min(B, n - i0)")
                 src.line("Xb = X[i0:i0 + m]")
-                for a in self._blocked(ins, outs):
+                for a in blocked:
                     src.line(f"{a}b = {a}[i0:i0 + m]")
                 self._dots(src, T, f64)
                 with src.block("for i in range(m):"):
@@ -162,7 +168,7 @@ class _Gen:
                         src.line(line)
                     for k in self.emit:
                         v = body.outputs[k]
-                        if v not in {m.out for _, m in reds}:
+                        if v not in red_outs:
                             src.line(f"o{k}b[i] = {self.names[v]}")
                     src.line(f"rb[i] = {self.names[body.outputs[self.r]]}")
                     for pos, m in reds:
@@ -182,17 +188,6 @@ class _Gen:
                         src.line(f"o{k}{idx} = {val}")
                         break
         return src.text()
-
-    def _blocked(self, ins: list[str], outs: list[str]) -> list[str]:
-        """The arrays the body reads or writes per row (sliced per block, see `_read`)."""
-        reds = {m.out for m in self.body.nodes if m.op in REDUCE_OPS}
-        per_row = [a for a, v in zip(ins, self._others()) if self.per_row[v]]
-        emits = [o for o, k in zip(outs, self.emit) if self.body.outputs[k] not in reds]
-        return per_row + emits
-
-    def _others(self) -> list[Value]:
-        """The body's inputs other than z, in argument order."""
-        return [v for k, v in enumerate(self.body.inputs) if k != self.z]
 
     @staticmethod
     def _dots(src: Source, T: str, f64: bool) -> None:
