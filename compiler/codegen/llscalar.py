@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
+from compiler.codegen.pyscalar import ALIAS_OPS
 from compiler.ir.graph import Graph, Value
-from compiler.primitives import REDUCE_OPS
 from runtime.native_call import Facts
 
 NAME = "gradc_native_call"
 I1, I64, F64 = ir.IntType(1), ir.IntType(64), ir.DoubleType()
-_ALIAS = frozenset({"broadcast_to", "reshape", "transpose"}) | REDUCE_OPS
 _LIBM1 = {
     "exp": "exp", "expm1": "expm1", "log": "log", "log1p": "log1p", "log2": "log2",
     "log10": "log10", "sin": "sin", "cos": "cos", "tanh": "tanh", "sinh": "sinh",
@@ -215,7 +214,7 @@ class _Emitter:
                 sub = dict(zip(body.inputs, (env[v] for v in n.inputs)))
                 self.lower(body, sub)
                 env.update(zip(n.outputs, (sub[v] for v in body.outputs)))
-            elif n.op in _ALIAS:
+            elif n.op in ALIAS_OPS:
                 env[n.out] = env[n.inputs[0]]
             elif n.op == "const":
                 env[n.out] = _constant(n.attrs["value"].array[()], _ty(n.out))

@@ -99,8 +99,9 @@ _PYTHON = {
     "logical_or": "(bool({0}) or bool({1}))",
     "logical_not": "(not {0})",
 }
-# 0-d identities: a reshape, broadcast or reduction of a scalar is the scalar
-_ALIAS_OPS = frozenset({"broadcast_to", "reshape", "transpose"}) | REDUCE_OPS
+# 0-d identities: a reshape, broadcast or reduction of a scalar is the scalar (every scalar
+# code generator reads them so: codegen/scalar.py, llscalar.py)
+ALIAS_OPS = frozenset({"broadcast_to", "reshape", "transpose"}) | REDUCE_OPS
 _DTYPES = {np.dtype(np.float64): "float", np.dtype(np.bool_): "bool"}
 # `{T}(1)` in a template: the literal, so the interpreter does not call float() at run time
 _TYPED_LITERAL = re.compile(r"\{T\}\((-?[0-9.]+(?:e-?[0-9]+)?)\)")
@@ -168,7 +169,7 @@ def _lower(g: Graph, env: dict[Value, str], lines: list[str]) -> bool:
             if not _lower(body, sub, lines):
                 return False
             env.update(zip(n.outputs, (sub[v] for v in body.outputs)))
-        elif n.op in _ALIAS_OPS:
+        elif n.op in ALIAS_OPS:
             env[n.out] = env[n.inputs[0]]
         elif n.op == "const":
             env[n.out] = _literal(n.attrs["value"].array[()])

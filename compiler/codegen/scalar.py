@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.codegen.loops import REDUCE_OPS, is_elementwise
+from compiler.codegen.loops import is_elementwise
+from compiler.codegen.pyscalar import ALIAS_OPS
 from compiler.codegen.source import NJIT, Source, ctor
 from compiler.ir.graph import Graph, Value
 from compiler.primitives import CONST_OPS, OPS
-
-_ALIAS_OPS = frozenset({"broadcast_to", "reshape", "transpose"}) | REDUCE_OPS
 
 
 def scalar_eligible(graph: Graph) -> bool:
@@ -33,7 +32,7 @@ def _body_ok(graph: Graph) -> bool:
         if n.op == "fused":
             if not _body_ok(n.attrs["body"]):
                 return False
-        elif not (is_elementwise(n.op) or n.op in _ALIAS_OPS or n.op in CONST_OPS):
+        elif not (is_elementwise(n.op) or n.op in ALIAS_OPS or n.op in CONST_OPS):
             return False
     return True
 
@@ -89,7 +88,7 @@ class ScalarDriver:
                 sub = dict(zip(body.inputs, (env[v] for v in n.inputs)))
                 self.lower(body, sub, lines)
                 env.update(zip(n.outputs, (sub[v] for v in body.outputs)))
-            elif n.op in _ALIAS_OPS:
+            elif n.op in ALIAS_OPS:
                 env[n.out] = env[n.inputs[0]]
             elif n.op == "const":
                 env[n.out] = self.param(n.attrs["value"].array[()])
