@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 
 from compiler.codegen import calibrate, routing, simd
+from runtime.row_threads import usable_cores
 
 
 def _load_line() -> str:
     """The 1-minute load average against the core count, where the platform has both."""
     try:
-        load, cores = os.getloadavg()[0], len(os.sched_getaffinity(0))
+        load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return ""
+    cores = usable_cores()
     busy = "  (busy: measure on an idle machine)" if load > 0.5 * cores else ""
     return f"load average {load:.2f} on {cores} cores{busy}"
 
