@@ -18,7 +18,8 @@ ROOT = HERE.parent
 
 
 def thread_env(threads: int) -> dict[str, str]:
-    """Environment that caps BLAS (OpenBLAS/MKL/OpenMP), Numba and XLA at ``threads``."""
+    """Environment that caps BLAS (OpenBLAS/MKL/OpenMP), Numba, gradc's own threads and XLA at
+    ``threads``."""
     xla = os.environ.get("XLA_FLAGS", "")
     if "intra_op_parallelism_threads" not in xla:
         multi = "true" if threads > 1 else "false"
@@ -31,6 +32,7 @@ def thread_env(threads: int) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": n,
         "MKL_NUM_THREADS": n,
         "NUMBA_NUM_THREADS": n,
+        "GRADC_THREADS": n,
         "XLA_FLAGS": xla,
     }
 
@@ -57,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=os.cpu_count() or 1,
-        help="threads for BLAS, Numba, XLA and torch (default: all cores)",
+        help="threads for BLAS, Numba, gradc, XLA and torch (default: all cores)",
     )
     p.add_argument("--child", metavar="NAME", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

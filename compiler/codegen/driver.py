@@ -95,6 +95,7 @@ class PyDriver:
     """
 
     COPY = "np.array({}, order='C')"  # a C-contiguous copy of an output that needs one
+    THREADED_ROWS = True  # a row kernel's parts run on the row threads (rowloop.render)
 
     def __init__(
         self, graph: Graph, kernels: dict[str, str], bufs: Buffers, tier: str = "lazy"

@@ -128,6 +128,7 @@ class NjitDriver(PyDriver):
     not lower. `params` is `[None, Q]`: P[0] gets the stage's `StageBuffers` (compile.py)."""
 
     COPY = "{}.copy()"  # C-contiguous in Numba, whatever the source's layout
+    THREADED_ROWS = False  # no Python threads from inside njit: the parts run in turn
 
     def __init__(self, graph: Graph, kernels: dict[str, str], bufs: Buffers) -> None:
         super().__init__(graph, kernels, bufs)

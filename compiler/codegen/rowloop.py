@@ -10,10 +10,19 @@ kernel (dot, body, update for one row at a time) would run the body's transcende
 element at a time: measured on 10000 x 50 logreg, 380 us against 130-140 us blocked (and
 160 us for BLAS's two products plus the separate loop).
 
+The blocks are grouped into parts fixed by the shape (`part_bounds`). The kernel is `nogil`
+and several threads may run it at once with one counter array `ctr`: each call claims parts
+(`atomics.atomic_add`), stores each part's g and reductions as a float64 row of `acc`, and
+the thread that finishes the last part joins the rows in part order into g and the
+reduction outputs, so the answer is the same bits on any number of threads. The caller's
+call (`spins` > 0) then waits in the kernel for the join; a part worker's (`spins` = 0) does
+not. `runtime.row_threads.run_parts` runs it on the threads (docs/architecture-codegen.md).
+
 Accuracy: the dot products and g accumulate in float64 whatever the dtype (float32 rounds
 once, at the store), as gradc's float32 sums do; the body runs in the kernel's dtype, with
-every literal typed. The kernel allocates nothing: the driver passes the block scratch
-(`zr`: 2 x block rows of the dtype, `wg`: 2 x d float64 for w and the g accumulator).
+every literal typed. The kernel allocates nothing: the caller passes each thread's block
+scratch (`zr`: 2 x block rows of the dtype, `wg`: 2 x d float64 for w and the g accumulator)
+and the partial results `acc` (parts x (d + reductions), float64).
 """
 
 from __future__ import annotations
@@ -27,9 +36,10 @@ import numpy as np
 from compiler.codegen import simd
 from compiler.codegen.loops import REDUCE_OPS, combine_text, init_text, wide_sum
 from compiler.codegen.numpy_calls import loop_as_numpy_calls
-from compiler.codegen.source import NJIT, Source, ctor, name_kernel
+from compiler.codegen.source import NJIT_NOGIL, Source, ctor, name_kernel
 from compiler.ir.graph import Graph, Node, Value
 from compiler.primitives import OPS
+from runtime.row_threads import run_parts
 
 if TYPE_CHECKING:  # the drivers pass themselves; imported for annotations only
     from compiler.codegen.driver import PyDriver
@@ -40,17 +50,30 @@ if TYPE_CHECKING:  # the drivers pass themselves; imported for annotations only
 # than BLAS's two products. At least MIN_ROWS, so the body's vectorised loop has work.
 ROW_BLOCK_BYTES = 1 << 17
 MIN_ROWS, MAX_ROWS = 16, 512
+# The rows are split into parts that threads claim one at a time (`runtime.row_threads.
+# run_parts`): about PART_BYTES of X each (four blocks), so a thread that starts late (a
+# wake-up is ~20-50 us) still finds parts left, while a part's own cost (one atomic add and
+# d partial sums) stays small against its rows.
+PART_BYTES = 1 << 19
+MAX_PARTS = 64
+# what the kernel's module imports (codegen/atomics.py imports Numba: not at `import compiler`)
+_ATOMICS = (
+    "from compiler.codegen.atomics import atomic_add as _atomic_add, "
+    "atomic_load as _atomic_load, pause as _pause"
+)
 _FREE = ("broadcast_to",)
 
 
 @dataclass(frozen=True)
 class RowKernel:
-    """A generated row kernel. Call: `name(X, W, *inputs, *params, *outputs, g, zr, wg)`,
-    `inputs` the body's inputs other than z, `params` its consts and fills in body order."""
+    """A generated row kernel. Call: `name(X, W, *inputs, *params, *outputs, g, acc, bounds,
+    ctr, zr, wg, spins)`, `inputs` the body's inputs other than z, `params` its consts and
+    fills in body order; `reductions` is how many partial results a part keeps besides g."""
 
     name: str
     source: str
     params: tuple[Node, ...]
+    reductions: int
 
 
 def _read(name: str, shape: tuple[int, ...] | None, n: int) -> tuple[str, bool]:
@@ -104,7 +127,8 @@ class _Gen:
             self._node(pos, m)
         text = self._emit(others)
         name, source = name_kernel(text)
-        return RowKernel(name, source, tuple(self.params))
+        reds = sum(m.op in REDUCE_OPS for m in body.nodes)
+        return RowKernel(name, source, tuple(self.params), reds)
 
     def _node(self, pos: int, m: Node) -> None:
         out = m.out
@@ -140,54 +164,89 @@ class _Gen:
         blocked = [a for a, k in zip(ins, others) if self.per_row[body.inputs[k]]]
         blocked += [o for o, k in zip(outs, self.emit) if body.outputs[k] not in red_outs]
         args = ["X", "W", *ins, *(f"c{j}" for j in range(len(self.params))), *outs]
+        args += ["og", "acc", "bounds", "ctr", "zr", "wg", "spins"]
         src = Source()
-        for line in self.preamble:
+        for line in (*self.preamble, _ATOMICS):
             src.line(line)
-        src.line(NJIT)
-        with src.block(f"def {{name}}({', '.join([*args, 'og', 'zr', 'wg'])}):"):
+        src.line(NJIT_NOGIL)
+        with src.block(f"def {{name}}({', '.join(args)}):"):
             ops = [m.op for m in body.nodes if m.op not in ("const", "full", *_FREE)]
             src.line(f"# rowfused: z = X @ w, {len(ops)} ops per row, g = X.T @ r")
             src.line("n, d = X.shape")
             src.line("B = zr.shape[1]")
+            src.line("P = bounds.shape[0] - 1")
             src.line("zb, rb, wv, gv = zr[0], zr[1], wg[0], wg[1]")
             with src.block("for j in range(d):"):
                 src.line(f"wv[j] = np.float64(W[{'j, 0' if self.w.ndim == 2 else 'j'}])")
-                src.line("gv[j] = np.float64(0)")
             for line in self.hoisted:
                 src.line(line)
-            for pos, m in reds:
-                src.line(f"r{pos} = {init_text(m)}")
-            with src.block("for i0 in range(0, n, B):"):
-                src.line("m = min(B, n - i0)")
-                src.line("Xb = X[i0:i0 + m]")
-                for a in blocked:
-                    src.line(f"{a}b = {a}[i0:i0 + m]")
-                self._dots(src, T, f64)
-                with src.block("for i in range(m):"):
-                    for line in self.row:
-                        src.line(line)
-                    for k in self.emit:
-                        v = body.outputs[k]
-                        if v not in red_outs:
-                            src.line(f"o{k}b[i] = {self.names[v]}")
-                    src.line(f"rb[i] = {self.names[body.outputs[self.r]]}")
-                    for pos, m in reds:
-                        v = self.names[m.inputs[0]]
-                        v = f"np.float64({v})" if wide_sum(m) else v
-                        acc = f"r{pos}"
-                        src.line(f"{acc} = {combine_text(m.op, acc, v)}")
-                self._updates(src, f64)
-            with src.block("for j in range(d):"):
-                src.line(f"og[{'j, 0' if self.g_rank == 2 else 'j'}] = {T}(gv[j])")
+            with src.block("while True:"):
+                src.line("k = _atomic_add(ctr, 0, 1)  # claim the next part")
+                with src.block("if k >= P:"):
+                    src.line("break")
+                with src.block("for j in range(d):"):
+                    src.line("gv[j] = np.float64(0)")
+                for pos, m in reds:
+                    src.line(f"r{pos} = {init_text(m)}")
+                src.line("hi = bounds[k + 1]")
+                with src.block("for i0 in range(bounds[k], hi, B):"):
+                    self._block(src, T, f64, blocked, reds, red_outs)
+                with src.block("for j in range(d):"):
+                    src.line("acc[k, j] = gv[j]")
+                for q, (pos, _m) in enumerate(reds):
+                    src.line(f"acc[k, d + {q}] = np.float64(r{pos})")
+                with src.block("if _atomic_add(ctr, 1, 1) == P - 1:  # the last part: join"):
+                    self._join(src, T, reds)
+                    src.line("_atomic_add(ctr, 2, 1)")
+            # the caller's thread (spins > 0) waits for the thread that joins
+            src.line("s = 0")
+            with src.block("while s < spins and _atomic_load(ctr, 2) == 0:"):
+                src.line("_pause()")
+                src.line("s += 1")
+            src.line("return _atomic_load(ctr, 2)")
+        return src.text()
+
+    def _block(self, src: Source, T: str, f64: bool, blocked, reds, red_outs) -> None:
+        """One block of rows `i0 .. i0 + m`: dots, the body, the update."""
+        body = self.body
+        src.line("m = min(B, hi - i0)")
+        src.line("Xb = X[i0:i0 + m]")
+        for a in blocked:
+            src.line(f"{a}b = {a}[i0:i0 + m]")
+        self._dots(src, T, f64)
+        with src.block("for i in range(m):"):
+            for line in self.row:
+                src.line(line)
             for k in self.emit:
                 v = body.outputs[k]
-                for pos, m in reds:
-                    if m.out is v:
-                        idx = "[0]" if v.ndim else "[()]"
-                        val = f"{ctor(v.dtype)}(r{pos})" if wide_sum(m) else f"r{pos}"
-                        src.line(f"o{k}{idx} = {val}")
-                        break
-        return src.text()
+                if v not in red_outs:
+                    src.line(f"o{k}b[i] = {self.names[v]}")
+            src.line(f"rb[i] = {self.names[body.outputs[self.r]]}")
+            for pos, m in reds:
+                v = self.names[m.inputs[0]]
+                v = f"np.float64({v})" if wide_sum(m) else v
+                acc = f"r{pos}"
+                src.line(f"{acc} = {combine_text(m.op, acc, v)}")
+        self._updates(src, f64)
+
+    def _join(self, src: Source, T: str, reds) -> None:
+        """g and the emitted reductions from the parts' partial results, in part order (so
+        the answer does not depend on which thread ran which part)."""
+        body = self.body
+        with src.block("for j in range(d):"):
+            src.line("s = acc[0, j]")
+            with src.block("for p in range(1, P):"):
+                src.line("s += acc[p, j]")
+            src.line(f"og[{'j, 0' if self.g_rank == 2 else 'j'}] = {T}(s)")
+        for k in self.emit:
+            v = body.outputs[k]
+            for q, (_pos, m) in enumerate(reds):
+                if m.out is v:
+                    src.line(f"s = acc[0, d + {q}]")
+                    with src.block("for p in range(1, P):"):
+                        src.line(f"s = {combine_text(m.op, 's', f'acc[p, d + {q}]')}")
+                    src.line(f"o{k}[{'0' if v.ndim else '()'}] = {ctor(v.dtype)}(s)")
+                    break
 
     @staticmethod
     def _dots(src: Source, T: str, f64: bool) -> None:
@@ -240,8 +299,18 @@ def block_rows(n: int, d: int, itemsize: int) -> int:
     return max(1, min(rows - rows % 4, n))
 
 
+def part_bounds(n: int, d: int, itemsize: int) -> np.ndarray:
+    """The rows where each part starts, then n: whole blocks, about PART_BYTES of X each, at
+    most MAX_PARTS. A function of the shape only, so the answer (the parts' partial results
+    joined in part order) is the same on any number of threads."""
+    b = block_rows(n, d, itemsize)
+    blocks = -(-n // b)
+    parts = max(1, min(MAX_PARTS, blocks, n * d * itemsize // PART_BYTES))
+    return np.array([min(n, k * blocks // parts * b) for k in range(parts + 1)], np.int64)
+
+
 def scratch_shapes(node: Node) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The kernel's scratch: (2, block rows) of the dtype and (2, d) float64."""
+    """Each thread's scratch: (2, block rows) of the dtype and (2, d) float64."""
     x = node.inputs[0]
     n, d = x.shape
     return (2, block_rows(n, d, x.dtype.itemsize)), (2, d)
@@ -258,10 +327,17 @@ def render(drv: PyDriver, n: Node) -> None:
     drv.kernels[k.name] = k.source
     params = drv.loop_params(k.params)
     outs = [drv.out(v) for v in n.outputs]
+    rows, d = n.inputs[0].shape
+    bounds = part_bounds(rows, d, n.inputs[0].dtype.itemsize)
+    acc = f"np.empty({drv.shape_param((len(bounds) - 1, d + k.reductions))}, np.float64)"
+    call = [x, w, *args, *params, *outs, acc, drv.param(bounds)]
     dt = ctor(n.inputs[0].dtype)
     zr, wg = (drv.shape_param(s) for s in scratch_shapes(n))
-    call = [x, w, *args, *params, *outs, f"np.empty({zr}, {dt})", f"np.empty({wg}, np.float64)"]
-    drv.src.line(f"{k.name}({', '.join(call)})")
+    if drv.THREADED_ROWS:  # the parts on the caller's thread and the row threads
+        drv.src.line(f"{drv.param(run_parts)}({k.name}, ({', '.join(call)}), {zr}, {dt}, {wg})")
+    else:  # the compiled driver: every part on the calling thread
+        call += ["np.zeros(3, np.int64)", f"np.empty({zr}, {dt})", f"np.empty({wg}, np.float64)"]
+        drv.src.line(f"{k.name}({', '.join(call)}, 0)")
 
 
 def _numpy_calls(drv: PyDriver, n: Node, x: str, w: str, args: list, shapes: list) -> None:

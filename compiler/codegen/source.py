@@ -15,6 +15,8 @@ import numpy as np
 FASTMATH = "{'arcp', 'contract', 'afn', 'reassoc'}"
 NJIT = "@numba.njit(cache=True, error_model='numpy', fastmath=_FASTMATH)"
 NJIT_PARALLEL = "@numba.njit(cache=True, error_model='numpy', fastmath=_FASTMATH, parallel=True)"
+# a kernel that several threads run at once (the row kernel's parts, rowloop.py)
+NJIT_NOGIL = "@numba.njit(cache=True, nogil=True, error_model='numpy', fastmath=_FASTMATH)"
 
 
 class Source:

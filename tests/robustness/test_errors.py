@@ -492,10 +492,10 @@ def _api_cases() -> list[Case]:
                                lambda: jit(np.sin, compile="background")(X)), ValueError,
              r"GRADC_COMPILE_SHARE='all': expected a number in \(0, 1\], e.g. 0.15"),
         Case(("runtime/row_threads.py", "expected a positive integer"),
-             lambda: _with_env("GRADC_NUMPY_THREADS", "two",
+             lambda: _with_env("GRADC_THREADS", "two",
                                lambda: jit(lambda x: np.tanh(x) * x + 1.0, compile="never")(
                                    np.ones(1 << 17))), ValueError,
-             r"GRADC_NUMPY_THREADS='two': expected a positive integer, e.g. 1"),
+             r"GRADC_THREADS='two': expected a positive integer, e.g. 1"),
         Case(("runtime/env.py", "expected 1, true, yes or on"),
              lambda: _with_env("GRADC_STAGE_CACHE", "maybe", lambda: jit(lambda x: np.cos(x))(X)),
              ValueError, r"GRADC_STAGE_CACHE='maybe': expected 1, true, yes or on, or 0, false"),
@@ -1151,6 +1151,8 @@ INTERNAL = {
     ("compiler/codegen/calibrate.py", "SIMD mode is"): "invariant: routing.calibration "
     "measures in the mode it just read",
     ("runtime/tier.py", "AttributeError(name)"): "the attribute protocol (__getattr__)",
+    ("compiler/codegen/atomics.py", "expected a 1-d int64 array"): "invariant: only generated "
+    "row kernels call the atomics, on their int64 counters (tests/codegen/test_row_parts.py)",
     (
         "compiler/codegen/compile.py",
         "no NumPy-tier module",
