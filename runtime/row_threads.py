@@ -1,5 +1,5 @@
-"""gradc's own threads: the NumPy tier's large loops and the compiled row kernel's parts on
-more than one core (docs/tiers.md, docs/performance.md).
+"""The NumPy tier's large loops on more than one core (docs/tiers.md), and the thread limit
+gradc's threads share (the compiled row kernel's parts: runtime/row_parts.py).
 
 A chunked loop (compiler/codegen/numpy_chunks.py) is a function `run(indices)` over the
 chunks an iterator gives it: every chunk reads its own rows of the inputs and writes its own
@@ -13,30 +13,16 @@ done with its last. What the loop computes does not depend on which thread ran a
 partial results are joined in chunk order afterwards, by the caller (bitwise the same answer
 on one thread or several).
 
-A compiled row kernel (compiler/codegen/rowloop.py) splits X's rows into parts fixed by the
-shape; `run_parts` calls it on the calling thread and on `n - 1` part workers with one shared
-counter array, and each call claims parts inside the kernel (an atomic add, no interpreter
-lock) until none are left. The caller's call then waits, spinning in the kernel, for the part
-a worker may still be running; the thread that finishes the last part joins the partial
-results in part order, so the answer is bitwise the same on any number of threads. A worker
-that wakes after every part was claimed returns at once. The workers are daemon threads
-blocked on a queue between calls (no spinning while idle).
-
-`GRADC_THREADS` caps the threads of both (1: the calling thread only).
+`GRADC_THREADS` caps the threads (1: the calling thread only), here and in row_parts.py.
 """
 
 from __future__ import annotations
 
 import contextvars
 import os
-import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
-
-import numpy as np
 
 THREADS_ENV_VAR = "GRADC_THREADS"
 # A thread takes at least this many chunks: below it the hand-off (a wake-up, ~20-50 us)
@@ -127,60 +113,3 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="gradc-numpy")
             _pool_size, _pool_pid = workers, os.getpid()
         return _pool
-
-
-# How long the caller's thread spins in the kernel (pause instructions) for a part a worker
-# is still running before it yields its core once and spins again: a bound on a wait for a
-# worker the OS has descheduled, not a tuning constant (a part is ~10-100 us).
-SPINS = 1 << 14
-_parts: queue.SimpleQueue | None = None
-_parts_workers = 0
-_parts_pid = 0
-
-
-def run_parts(kernel: Any, args: tuple, zshape: tuple, zdtype: Any, wshape: tuple) -> None:
-    """Run a row kernel's parts (`args[-1]` is its part bounds) on up to `thread_limit()`
-    threads: the caller's and the part workers (module doc). Returns once the parts' results
-    are joined."""
-    parts = len(args[-1]) - 1
-    ctr = np.zeros(3, np.int64)  # next part to claim, parts done, joined
-    n = 1 if getattr(_in_worker, "on", False) else min(thread_limit(), parts)
-    if n > 1:
-        q = _part_queue(n - 1)
-        for _ in range(n - 1):
-            q.put((kernel, args, ctr, zshape, zdtype, wshape))
-    zr, wg = np.empty(zshape, zdtype), np.empty(wshape, np.float64)
-    try:
-        while not kernel(*args, ctr, zr, wg, SPINS):
-            time.sleep(0)  # a worker holds a part and is not running: give it the core
-    except BaseException:  # KeyboardInterrupt in the sleep: a worker may still be writing
-        while not kernel(*args, ctr, zr, wg, SPINS):  # into this call's outputs; the
-            pass  # caller reuses them once this returns, so wait for the join first
-        raise
-
-
-def _part_worker(q: queue.SimpleQueue) -> None:
-    _in_worker.on = True
-    while True:
-        kernel, args, ctr, zshape, zdtype, wshape = q.get()
-        try:
-            # the scratch is allocated before the kernel claims anything: a part, once
-            # claimed, is always finished (the kernel raises nothing)
-            zr, wg = np.empty(zshape, zdtype), np.empty(wshape, np.float64)
-            kernel(*args, ctr, zr, wg, 0)
-        except BaseException:  # noqa: BLE001 - claimed nothing: the caller runs the parts
-            pass
-        del kernel, args, ctr  # hold no caller's arrays while blocked
-
-
-def _part_queue(workers: int) -> queue.SimpleQueue:
-    global _parts, _parts_workers, _parts_pid
-    with _pool_lock:
-        if _parts is None or _parts_pid != os.getpid():  # a forked child starts its own
-            _parts, _parts_workers, _parts_pid = queue.SimpleQueue(), 0, os.getpid()
-        while _parts_workers < workers:
-            threading.Thread(
-                target=_part_worker, args=(_parts,), name="gradc-rows", daemon=True
-            ).start()
-            _parts_workers += 1
-        return _parts

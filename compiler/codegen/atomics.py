@@ -26,6 +26,7 @@ from numba.extending import intrinsic
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
+
 def _item(context: Any, builder: Any, aryty: Any, ary: Any, idx: Any) -> Any:
     arr = context.make_array(aryty)(context, builder, ary)
     return cgutils.get_item_pointer(context, builder, aryty, arr, [idx])

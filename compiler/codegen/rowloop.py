@@ -16,7 +16,7 @@ and several threads may run it at once with one counter array `ctr`: each call c
 the thread that finishes the last part joins the rows in part order into g and the
 reduction outputs, so the answer is the same bits on any number of threads. The caller's
 call (`spins` > 0) then waits in the kernel for the join; a part worker's (`spins` = 0) does
-not. `runtime.row_threads.run_parts` runs it on the threads (docs/architecture-codegen.md).
+not. `runtime.row_parts.run_parts` runs it on the threads (docs/architecture-codegen.md).
 
 Accuracy: the dot products and g accumulate in float64 whatever the dtype (float32 rounds
 once, at the store), as gradc's float32 sums do; the body runs in the kernel's dtype, with
@@ -39,7 +39,7 @@ from compiler.codegen.numpy_calls import loop_as_numpy_calls
 from compiler.codegen.source import NJIT_NOGIL, Source, ctor, name_kernel
 from compiler.ir.graph import Graph, Node, Value
 from compiler.primitives import OPS
-from runtime.row_threads import run_parts
+from runtime.row_parts import run_parts
 
 if TYPE_CHECKING:  # the drivers pass themselves; imported for annotations only
     from compiler.codegen.driver import PyDriver
@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # the drivers pass themselves; imported for annotations only
 # than BLAS's two products. At least MIN_ROWS, so the body's vectorised loop has work.
 ROW_BLOCK_BYTES = 1 << 17
 MIN_ROWS, MAX_ROWS = 16, 512
-# The rows are split into parts that threads claim one at a time (`runtime.row_threads.
+# The rows are split into parts that threads claim one at a time (`runtime.row_parts.
 # run_parts`): about PART_BYTES of X each (four blocks), so a thread that starts late (a
 # wake-up is ~20-50 us) still finds parts left, while a part's own cost (one atomic add and
 # d partial sums) stays small against its rows.

@@ -1,4 +1,4 @@
-"""The row kernel's parts on several threads (codegen/rowloop.py, runtime/row_threads.run_parts).
+"""The row kernel's parts on several threads (codegen/rowloop.py, runtime/row_parts.py).
 
 A `rowfused` kernel splits X's rows into parts fixed by the shape (`part_bounds`); the calling
 thread and the part workers claim them with an atomic counter inside the kernel, and the thread
@@ -6,7 +6,7 @@ that finishes the last part joins the partial results in part order. Checked: th
 (whole blocks, every row once), the answer bitwise the same on one thread and on two (calls
 repeated, so which thread runs which part varies) and equal to the interpreter, the NumPy tier
 and central finite differences; a late worker (every part already claimed) returns without
-writing; and the waiting protocol of `run_parts` with a stand-in kernel (a worker that still
+writing; the waiting protocol of `run_parts` with a stand-in kernel (a worker that still
 holds a part when the caller's spin ends, and an interrupt during the wait).
 """
 
@@ -20,7 +20,7 @@ import pytest
 from compiler import value_and_grad
 from compiler.codegen import rowloop
 from compiler.codegen.rowloop import MAX_PARTS, PART_BYTES, block_rows, part_bounds
-from runtime import row_threads
+from runtime import row_parts, row_threads
 from tests.codegen.test_rowfuse import _softplus_args as _args
 from tests.codegen.test_rowfuse import softplus_nll
 from tests.codegen.util import cache_dir  # noqa: F401  (fixture)
@@ -106,14 +106,14 @@ def test_a_late_worker_returns_without_writing(monkeypatch, tmp_path):
     """A worker that wakes after the call has claimed (and joined) every part claims nothing
     and writes nothing: the real kernel, called with the counters of a finished call."""
     calls = []
-    real = row_threads.run_parts
+    real = row_parts.run_parts
 
     def spy(kernel, args, zshape, zdtype, wshape):
         calls.append((kernel, args, zshape, zdtype, wshape))
         real(kernel, args, zshape, zdtype, wshape)
 
     monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path))  # render afresh: the spy is bound
-    monkeypatch.setattr(row_threads, "run_parts", spy)
+    monkeypatch.setattr(row_parts, "run_parts", spy)
     monkeypatch.setattr(rowloop, "run_parts", spy)
     d = 10
     args = _args(_rows_for(2, d), d, seed=3)
@@ -191,7 +191,7 @@ def test_run_parts_waits_for_a_part_a_worker_still_holds(monkeypatch):
             caller_waits_for_worker()
         return orig_call(*a)
 
-    row_threads.run_parts(kernel, (np.zeros(3), bounds), (2, 4), np.float64, (2, 3))
+    row_parts.run_parts(kernel, (np.zeros(3), bounds), (2, 4), np.float64, (2, 3))
     assert sorted(k.ran) == list(range(6))  # every part once
     assert len(set(k.ran.values())) == 2  # on two threads
     assert k.waits >= 2  # the caller came back to wait after its spin ran out
@@ -201,7 +201,7 @@ def test_run_parts_on_one_thread_posts_nothing(monkeypatch):
     monkeypatch.setenv(row_threads.THREADS_ENV_VAR, "1")
     k = _StandIn(parts=5)
     k.worker_holds.set()  # no worker may hold anything: nothing would release it
-    row_threads.run_parts(k, (np.arange(6, dtype=np.int64),), (2, 4), np.float64, (2, 3))
+    row_parts.run_parts(k, (np.arange(6, dtype=np.int64),), (2, 4), np.float64, (2, 3))
     assert sorted(k.ran) == list(range(5))
     assert set(k.ran.values()) == {threading.get_ident()}
 
@@ -223,8 +223,8 @@ def test_run_parts_finishes_the_wait_before_an_interrupt_propagates(monkeypatch)
             assert k.worker_holds.wait(60)
         return k(*a)
 
-    monkeypatch.setattr(row_threads.time, "sleep", interrupted_sleep)
+    monkeypatch.setattr(row_parts.time, "sleep", interrupted_sleep)
     with pytest.raises(KeyboardInterrupt):
-        row_threads.run_parts(kernel, (np.arange(5, dtype=np.int64),), (2, 4), np.float64, (2, 3))
+        row_parts.run_parts(kernel, (np.arange(5, dtype=np.int64),), (2, 4), np.float64, (2, 3))
     assert calls["sleep"] == 1
     assert k.joined and sorted(k.ran) == list(range(4))  # joined before it propagated
