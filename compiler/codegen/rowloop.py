@@ -15,8 +15,10 @@ and several threads may run it at once with one counter array `ctr`: each call c
 (`atomics.atomic_add`), stores each part's g and reductions as a float64 row of `acc`, and
 the thread that finishes the last part joins the rows in part order into g and the
 reduction outputs, so the answer is the same bits on any number of threads. The caller's
-call (`spins` > 0) then waits in the kernel for the join; a part worker's (`spins` = 0) does
-not. `runtime.row_parts.run_parts` runs it on the threads (docs/architecture-codegen.md).
+call (`spins` > 0) then waits in the kernel for the join; a part worker's (`spins` < 0) waits
+instead, at most -spins pauses, for the next call to ring `bell` (`ctr[3]` holds the value of
+this call's ring); the compiled driver's (`spins` = 0) waits for neither.
+`runtime.row_parts.run_parts` runs it on the threads (docs/architecture-codegen.md).
 
 Accuracy: the dot products and g accumulate in float64 whatever the dtype (float32 rounds
 once, at the store), as gradc's float32 sums do; the body runs in the kernel's dtype, with
@@ -67,7 +69,7 @@ _FREE = ("broadcast_to",)
 @dataclass(frozen=True)
 class RowKernel:
     """A generated row kernel. Call: `name(X, W, *inputs, *params, *outputs, g, acc, bounds,
-    ctr, zr, wg, spins)`, `inputs` the body's inputs other than z, `params` its consts and
+    ctr, zr, wg, spins, bell)`, `inputs` the body's inputs other than z, `params` its consts and
     fills in body order; `reductions` is how many partial results a part keeps besides g."""
 
     name: str
@@ -164,7 +166,7 @@ class _Gen:
         blocked = [a for a, k in zip(ins, others) if self.per_row[body.inputs[k]]]
         blocked += [o for o, k in zip(outs, self.emit) if body.outputs[k] not in red_outs]
         args = ["X", "W", *ins, *(f"c{j}" for j in range(len(self.params))), *outs]
-        args += ["og", "acc", "bounds", "ctr", "zr", "wg", "spins"]
+        args += ["og", "acc", "bounds", "ctr", "zr", "wg", "spins", "bell"]
         src = Source()
         for line in (*self.preamble, _ATOMICS):
             src.line(line)
@@ -203,6 +205,10 @@ class _Gen:
             with src.block("while s < spins and _atomic_load(ctr, 2) == 0:"):
                 src.line("_pause()")
                 src.line("s += 1")
+            # spins < 0: a part worker waits for the next call to ring `bell` (row_parts.py)
+            with src.block("while s > spins and _atomic_load(bell, 0) == ctr[3]:"):
+                src.line("_pause()")
+                src.line("s -= 1")
             src.line("return _atomic_load(ctr, 2)")
         return src.text()
 
@@ -336,8 +342,8 @@ def render(drv: PyDriver, n: Node) -> None:
     if drv.THREADED_ROWS:  # the parts on the caller's thread and the row threads
         drv.src.line(f"{drv.param(run_parts)}({k.name}, ({', '.join(call)}), {zr}, {dt}, {wg})")
     else:  # the compiled driver: every part on the calling thread
-        call += ["np.zeros(3, np.int64)", f"np.empty({zr}, {dt})", f"np.empty({wg}, np.float64)"]
-        drv.src.line(f"{k.name}({', '.join(call)}, 0)")
+        call += ["np.zeros(4, np.int64)", f"np.empty({zr}, {dt})", f"np.empty({wg}, np.float64)"]
+        drv.src.line(f"{k.name}({', '.join(call)}, 0, np.zeros(1, np.int64))")
 
 
 def _numpy_calls(drv: PyDriver, n: Node, x: str, w: str, args: list, shapes: list) -> None:

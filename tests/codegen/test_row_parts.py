@@ -104,7 +104,8 @@ def test_parts_write_a_per_row_output_and_match_finite_differences(monkeypatch):
 
 def test_a_late_worker_returns_without_writing(monkeypatch, tmp_path):
     """A worker that wakes after the call has claimed (and joined) every part claims nothing
-    and writes nothing: the real kernel, called with the counters of a finished call."""
+    and writes nothing, and its idle wait ends when the next call rings or after its pauses:
+    the real kernel, called with the counters of a finished call."""
     calls = []
     real = row_parts.run_parts
 
@@ -125,18 +126,21 @@ def test_a_late_worker_returns_without_writing(monkeypatch, tmp_path):
     for a in outs:
         a[...] = 7.0  # includes X: nothing at all may be written
     before = [a.copy() for a in outs]
-    done = np.array([parts + 1, parts, 1], np.int64)  # claimed, finished and joined
+    done = np.array([parts + 1, parts, 1, 5], np.int64)  # claimed, finished, joined; ring 5
     zr, wg = np.empty(zshape, zdtype), np.empty(wshape)
-    assert kernel(*kargs, done, zr, wg, 0) == 1
+    bell = np.array([6], np.int64)  # the next call has rung: no idle wait
+    assert kernel(*kargs, done, zr, wg, -(1 << 28), bell) == 1
+    bell[0] = 5  # no next call: the idle wait ends after its pauses
+    assert kernel(*kargs, done, zr, wg, -1000, bell) == 1
     for a, b in zip(outs, before):
         np.testing.assert_array_equal(a, b)
-    assert done[0] == parts + 2  # its one claim attempt, and nothing else
-    assert list(done[1:]) == [parts, 1]
+    assert done[0] == parts + 3  # its claim attempts, and nothing else
+    assert list(done[1:]) == [parts, 1, 5] and bell[0] == 5
 
 
 class _StandIn:
     """A Python stand-in for a row kernel with the same protocol: `__call__(*args, ctr, zr,
-    wg, spins)` claims parts from ctr[0], counts them in ctr[1], joins (ctr[2]) after the
+    wg, spins, bell)` claims parts from ctr[0], counts them in ctr[1], joins (ctr[2]) after the
     last; a part claimed by a worker is held until `release` is set. Returns ctr[2]."""
 
     def __init__(self, parts: int) -> None:
@@ -149,14 +153,14 @@ class _StandIn:
         self.joined = False
 
     def __call__(self, *a):
-        *_args, bounds, ctr, _zr, _wg, spins = a
+        *_args, bounds, ctr, _zr, _wg, spins, _bell = a
         while True:
             with self.lock:
                 k = int(ctr[0])
                 ctr[0] += 1
             if k >= self.parts:
                 break
-            if spins == 0 and not self.worker_holds.is_set():  # a worker's first part
+            if spins <= 0 and not self.worker_holds.is_set():  # a worker's first part
                 self.worker_holds.set()
                 assert self.release.wait(60)
             with self.lock:
@@ -165,7 +169,7 @@ class _StandIn:
                 if ctr[1] == self.parts:
                     self.joined = True
                     ctr[2] = 1
-        if spins and not ctr[2]:
+        if spins > 0 and not ctr[2]:
             self.waits += 1
             if self.waits == 2:  # the caller's second spin ended unjoined: let the worker go
                 self.release.set()
@@ -186,7 +190,7 @@ def test_run_parts_waits_for_a_part_a_worker_still_holds(monkeypatch):
     started = []
 
     def kernel(*a):
-        if a[-1] and not started:  # the caller's first call
+        if a[-2] > 0 and not started:  # the caller's first call
             started.append(1)
             caller_waits_for_worker()
         return orig_call(*a)
@@ -219,7 +223,7 @@ def test_run_parts_finishes_the_wait_before_an_interrupt_propagates(monkeypatch)
         raise KeyboardInterrupt
 
     def kernel(*a):
-        if a[-1]:  # the caller: start once the worker holds a part
+        if a[-2] > 0:  # the caller: start once the worker holds a part
             assert k.worker_holds.wait(60)
         return k(*a)
 
