@@ -8,7 +8,9 @@ for a part a worker may still be running; the thread that finishes the last part
 partial results in part order, so the answer is bitwise the same on any number of threads.
 A worker that wakes after every part was claimed returns at once. After its parts a worker
 spins in the kernel for up to `IDLE_SPINS` pauses (about 0.1 ms) waiting for the next call to
-ring `_bell`, then blocks on the queue: calls in a loop find it awake.
+ring `_bell`, then blocks on the queue: calls in a loop find it awake. The caller's kernel
+rings it once it runs, with the interpreter lock released, so the woken worker takes the
+lock at once instead of sleeping on it.
 
 A worker starts 30-50 us after it is posted (a wake-up, then the interpreter lock; measured
 on the 2-core EPYC this was written on), so a thread that starts late finds fewer parts
@@ -43,7 +45,7 @@ SPINS = 1 << 14
 # EPYC, logreg 10000 x 50 took 111 against 121 us per call, 2000 x 1000 290 against 305 us,
 # interleaved in one process); an idle process spins for at most this long after a call.
 IDLE_SPINS = 1 << 12
-_bell = np.zeros(1, np.int64)  # rung (incremented) by each call that posts parts
+_bell = np.zeros(1, np.int64)  # rung (incremented) by the kernel of each call that posts parts
 _parts: queue.SimpleQueue | None = None
 _workers = 0
 _pid = 0
@@ -59,10 +61,9 @@ def run_parts(kernel: Any, args: tuple, zshape: tuple, zdtype: Any, wshape: tupl
     ctr = np.zeros(4, np.int64)  # next part to claim, parts done, joined, this call's ring
     if n > 1:
         q = _queue(n - 1)
-        ctr[3] = _bell[0] + 1
+        ctr[3] = _bell[0] + 1  # the kernel rings it, outside the interpreter lock
         for _ in range(n - 1):
             q.put((kernel, args, ctr, zshape, zdtype, wshape))
-        _bell[0] += 1  # under the interpreter lock: one caller at a time
     zr, wg = np.empty(zshape, zdtype), np.empty(wshape, np.float64)
     try:
         while not kernel(*args, ctr, zr, wg, SPINS, _bell):

@@ -16,8 +16,9 @@ and several threads may run it at once with one counter array `ctr`: each call c
 the thread that finishes the last part joins the rows in part order into g and the
 reduction outputs, so the answer is the same bits on any number of threads. The caller's
 call (`spins` > 0) then waits in the kernel for the join; a part worker's (`spins` < 0) waits
-instead, at most -spins pauses, for the next call to ring `bell` (`ctr[3]` holds the value of
-this call's ring); the compiled driver's (`spins` = 0) waits for neither.
+instead, at most -spins pauses, for the next call to ring `bell`. `ctr[3]` is the value `bell`
+has once this call rang (0: no workers, no ring); the caller's call rings it on entry, after
+Numba released the interpreter lock. The compiled driver's (`spins` = 0) does neither.
 `runtime.row_parts.run_parts` runs it on the threads (docs/architecture-codegen.md).
 
 Accuracy: the dot products and g accumulate in float64 whatever the dtype (float32 rounds
@@ -178,6 +179,10 @@ class _Gen:
             src.line("B = zr.shape[1]")
             src.line("P = bounds.shape[0] - 1")
             src.line("zb, rb, wv, gv = zr[0], zr[1], wg[0], wg[1]")
+            # the caller rings the part workers from here, having released the interpreter
+            # lock, so a worker woken from its idle wait takes the lock without sleeping
+            with src.block("if spins > 0 and _atomic_load(bell, 0) < ctr[3]:"):
+                src.line("_atomic_add(bell, 0, 1)")
             with src.block("for j in range(d):"):
                 src.line(f"wv[j] = np.float64(W[{'j, 0' if self.w.ndim == 2 else 'j'}])")
             for line in self.hoisted:
