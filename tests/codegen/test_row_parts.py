@@ -104,8 +104,9 @@ def test_parts_write_a_per_row_output_and_match_finite_differences(monkeypatch):
 
 def test_a_late_worker_returns_without_writing(monkeypatch, tmp_path):
     """A worker that wakes after the call has claimed (and joined) every part claims nothing
-    and writes nothing, and its idle wait ends when the next call rings or after its pauses:
-    the real kernel, called with the counters of a finished call."""
+    and writes nothing, and its idle wait ends when the next call rings or after its pauses;
+    the caller's call rings once: the real kernel, called with the counters of a finished
+    call."""
     calls = []
     real = row_parts.run_parts
 
@@ -136,6 +137,11 @@ def test_a_late_worker_returns_without_writing(monkeypatch, tmp_path):
         np.testing.assert_array_equal(a, b)
     assert done[0] == parts + 3  # its claim attempts, and nothing else
     assert list(done[1:]) == [parts, 1, 5] and bell[0] == 5
+    # the caller's call (spins > 0) rings the bell once, to the value in ctr[3]
+    done[3] = 6
+    for _ in range(2):
+        assert kernel(*kargs, done, zr, wg, 1, bell) == 1
+        assert bell[0] == 6
 
 
 class _StandIn:
