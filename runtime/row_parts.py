@@ -56,14 +56,15 @@ _in_worker = threading.local()
 def run_parts(kernel: Any, args: tuple, zshape: tuple, zdtype: Any, wshape: tuple) -> None:
     """Run a row kernel's parts (`args[-1]` is its part bounds) on the calling thread and up
     to `thread_limit() - 1` part workers (module doc). Returns once the results are joined."""
-    parts = len(args[-1]) - 1
-    n = 1 if getattr(_in_worker, "on", False) else min(thread_limit(), parts)
     ctr = np.zeros(4, np.int64)  # next part to claim, parts done, joined, this call's ring
-    if n > 1:
-        q = _queue(n - 1)
-        ctr[3] = _bell[0] + 1  # the kernel rings it, outside the interpreter lock
-        for _ in range(n - 1):
-            q.put((kernel, args, ctr, zshape, zdtype, wshape))
+    parts = len(args[-1]) - 1
+    if parts > 1 and not getattr(_in_worker, "on", False):  # (one part: nothing to share)
+        n = min(thread_limit(), parts)
+        if n > 1:
+            q = _queue(n - 1)
+            ctr[3] = _bell[0] + 1  # the kernel rings it, outside the interpreter lock
+            for _ in range(n - 1):
+                q.put((kernel, args, ctr, zshape, zdtype, wshape))
     zr, wg = np.empty(zshape, zdtype), np.empty(wshape, np.float64)
     try:
         while not kernel(*args, ctr, zr, wg, SPINS, _bell):
