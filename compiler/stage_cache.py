@@ -67,7 +67,7 @@ _ENV_IGNORED = frozenset(
         "GRADC_COMPILE_SHARE",
         "GRADC_GC_FREEZE",
         "GRADC_NATIVE_CALL",
-        "GRADC_THREADS",  # read by the NumPy tier at each call (runtime/row_threads.py)
+        "GRADC_THREADS",  # read at each call (runtime/row_threads.py, row_parts.py)
     }
 )
 
