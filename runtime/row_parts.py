@@ -50,7 +50,6 @@ _parts: queue.SimpleQueue | None = None
 _workers = 0
 _pid = 0
 _lock = threading.Lock()
-_in_worker = threading.local()
 
 
 def run_parts(kernel: Any, args: tuple, zshape: tuple, zdtype: Any, wshape: tuple) -> None:
@@ -58,7 +57,7 @@ def run_parts(kernel: Any, args: tuple, zshape: tuple, zdtype: Any, wshape: tupl
     to `thread_limit() - 1` part workers (module doc). Returns once the results are joined."""
     ctr = np.zeros(4, np.int64)  # next part to claim, parts done, joined, this call's ring
     parts = len(args[-1]) - 1
-    if parts > 1 and not getattr(_in_worker, "on", False):  # (one part: nothing to share)
+    if parts > 1:  # (one part: nothing to share)
         n = min(thread_limit(), parts)
         if n > 1:
             q = _queue(n - 1)
@@ -76,7 +75,6 @@ def run_parts(kernel: Any, args: tuple, zshape: tuple, zdtype: Any, wshape: tupl
 
 
 def _worker(q: queue.SimpleQueue) -> None:
-    _in_worker.on = True
     while True:
         kernel, args, ctr, zshape, zdtype, wshape = q.get()
         try:

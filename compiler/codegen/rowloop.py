@@ -113,6 +113,8 @@ class _Gen:
         self.names: dict[Value, str] = {}
         self.per_row: dict[Value, bool] = {}
         self.params: list[Node] = []
+        # the body's reductions (position, node): a part keeps each one's partial result
+        self.reds = [(pos, m) for pos, m in enumerate(self.body.nodes) if m.op in REDUCE_OPS]
         self.preamble: list[str] = []
 
     def _put(self, v: Value, expr: str, per_row: bool, name: str) -> None:
@@ -130,8 +132,7 @@ class _Gen:
             self._node(pos, m)
         text = self._emit(others)
         name, source = name_kernel(text)
-        reds = sum(m.op in REDUCE_OPS for m in body.nodes)
-        return RowKernel(name, source, tuple(self.params), reds)
+        return RowKernel(name, source, tuple(self.params), len(self.reds))
 
     def _node(self, pos: int, m: Node) -> None:
         out = m.out
@@ -159,7 +160,7 @@ class _Gen:
         """The kernel's text; `others` are the body inputs besides z, in argument order."""
         body, T = self.body, ctor(self.dtype)
         f64 = self.dtype == np.float64
-        reds = [(pos, m) for pos, m in enumerate(body.nodes) if m.op in REDUCE_OPS]
+        reds = self.reds
         red_outs = {m.out for _, m in reds}
         ins = [f"a{k}" for k in others]
         outs = [f"o{k}" for k in self.emit]
@@ -197,13 +198,13 @@ class _Gen:
                     src.line(f"r{pos} = {init_text(m)}")
                 src.line("hi = bounds[k + 1]")
                 with src.block("for i0 in range(bounds[k], hi, B):"):
-                    self._block(src, T, f64, blocked, reds, red_outs)
+                    self._block(src, T, f64, blocked, red_outs)
                 with src.block("for j in range(d):"):
                     src.line("acc[k, j] = gv[j]")
                 for q, (pos, _m) in enumerate(reds):
                     src.line(f"acc[k, d + {q}] = np.float64(r{pos})")
                 with src.block("if _atomic_add(ctr, 1, 1) == P - 1:  # the last part: join"):
-                    self._join(src, T, reds)
+                    self._join(src, T)
                     src.line("_atomic_add(ctr, 2, 1)")
             # the caller's thread (spins > 0) waits for the thread that joins
             src.line("s = 0")
@@ -217,9 +218,9 @@ class _Gen:
             src.line("return _atomic_load(ctr, 2)")
         return src.text()
 
-    def _block(self, src: Source, T: str, f64: bool, blocked, reds, red_outs) -> None:
+    def _block(self, src: Source, T: str, f64: bool, blocked: list[str], red_outs: set) -> None:
         """One block of rows `i0 .. i0 + m`: dots, the body, the update."""
-        body = self.body
+        body, reds = self.body, self.reds
         src.line("m = min(B, hi - i0)")
         src.line("Xb = X[i0:i0 + m]")
         for a in blocked:
@@ -240,10 +241,10 @@ class _Gen:
                 src.line(f"{acc} = {combine_text(m.op, acc, v)}")
         self._updates(src, f64)
 
-    def _join(self, src: Source, T: str, reds) -> None:
+    def _join(self, src: Source, T: str) -> None:
         """g and the emitted reductions from the parts' partial results, in part order (so
         the answer does not depend on which thread ran which part)."""
-        body = self.body
+        body, reds = self.body, self.reds
         with src.block("for j in range(d):"):
             src.line("s = acc[0, j]")
             with src.block("for p in range(1, P):"):
